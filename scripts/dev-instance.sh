@@ -1,0 +1,62 @@
+#!/bin/sh
+# Creates (once) and starts a development instance of Rampart under ./run/:
+# a configuration, a self-signed certificate, a SQLite directory with the domain
+# example.test and the user dev@example.test (password generated and printed
+# once), then runs rampartd in the foreground on loopback ports. Ctrl-C stops it.
+set -eu
+BUILD=${1:-build}
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+RUN="$TOP/run"
+RAMPART="$TOP/$BUILD/rampart"
+RAMPARTD="$TOP/$BUILD/rampartd"
+CONF="$RUN/rampart.conf"
+MX_PORT=${RAMPART_MX_PORT:-2525}
+SUB_PORT=${RAMPART_SUBMISSION_PORT:-5587}
+SUBS_PORT=${RAMPART_SUBMISSIONS_PORT:-5465}
+
+mkdir -p "$RUN/tls"
+chmod 700 "$RUN"
+if [ ! -f "$RUN/tls/cert.pem" ]; then
+    openssl req -x509 -newkey rsa:2048 -nodes -days 365 \
+        -keyout "$RUN/tls/key.pem" -out "$RUN/tls/cert.pem" \
+        -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null
+    chmod 600 "$RUN/tls/key.pem"
+fi
+if [ ! -f "$CONF" ]; then
+    cat > "$CONF" <<CONF
+# Development instance created by 'make run'. Every setting: docs/configuration.md
+hostname = "localhost"
+state_dir = "$RUN/state"
+data_dir = "$TOP/data"
+tls_cert = "$RUN/tls/cert.pem"
+tls_key = "$RUN/tls/key.pem"
+queue_retry_min = 10s
+listener mx          { role = mx          address = "127.0.0.1" port = $MX_PORT }
+listener submission  { role = submission  address = "127.0.0.1" port = $SUB_PORT }
+listener submissions { role = submissions address = "127.0.0.1" port = $SUBS_PORT }
+CONF
+fi
+"$RAMPARTD" -n -c "$CONF" >/dev/null
+if ! "$RAMPART" -c "$CONF" domain list | grep -qx example.test; then
+    "$RAMPART" -c "$CONF" domain add example.test
+fi
+if ! "$RAMPART" -c "$CONF" user list example.test | grep -qx dev@example.test; then
+    echo "Created user dev@example.test with password (shown once):"
+    "$RAMPART" -c "$CONF" user add dev@example.test --generate-password
+fi
+
+cat <<INFO
+
+Rampart development instance (config $CONF)
+  mx           127.0.0.1:$MX_PORT    (SMTP, STARTTLS offered)
+  submission   127.0.0.1:$SUB_PORT    (STARTTLS)
+  submissions  127.0.0.1:$SUBS_PORT    (implicit TLS)
+  mail store   $RUN/state/mail/example.test/dev/Maildir
+
+Send a test message from another terminal:
+  swaks --server 127.0.0.1:$MX_PORT --from you@example.org --to dev@example.test
+  /usr/bin/python3 -c "import smtplib; smtplib.SMTP('127.0.0.1', $MX_PORT).sendmail('you@example.org', ['dev@example.test'], 'Subject: hello\r\n\r\nIt works.\r\n')"
+Then: ls $RUN/state/mail/example.test/dev/Maildir/new
+
+INFO
+exec "$RAMPARTD" -d -c "$CONF"

@@ -1,0 +1,149 @@
+/* auth-process — see auth-process.h. */
+#include "auth/auth-process.h"
+#include "auth/auth-msg.h"
+#include "auth/directory.h"
+#include "lib/config.h"
+#include "lib/ipc.h"
+#include "lib/log.h"
+#include "lib/proc.h"
+
+#include <stdlib.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+struct auth_front {
+	struct auth_front *next, **prevp;
+	struct ipc_channel *ch;
+	struct auth_ctx *auth;
+};
+
+struct auth_ctx {
+	const struct config *cfg;
+	struct event_base *base;
+	struct directory *dir;
+	struct auth_front *fronts;
+	struct evbuffer *out;
+	struct auth_rcpt_res *res;   /* large; one reused answer buffer */
+};
+
+static void
+auth_answer_rcpt(struct auth_ctx *a, struct ipc_channel *ch, struct ipc_frame *f)
+{
+	struct auth_rcpt_req req;
+	const char *error;
+	if (auth_rcpt_req_decode(f->data, f->len, &req, &error) < 0) {
+		log_warn("auth: bad RCPT request from %s: %s", ipc_channel_peer(ch), error);
+		return;
+	}
+	struct directory_rcpt r = { 0 };
+	char delim = a->cfg->recipient_delimiter[0];
+	struct auth_rcpt_res *res = a->res;
+	res->nmailboxes = 0;
+	if (directory_lookup_rcpt(a->dir, req.address, delim, &r, &error) < 0) {
+		log_error("auth: recipient look-up failed: %s", error);
+		res->status = AUTH_RCPT_TEMPFAIL;
+	} else {
+		switch (r.status) {
+		case DIRECTORY_RCPT_OK:
+			res->status = AUTH_RCPT_OK;
+			for (size_t i = 0; i < r.nmailboxes && i < AUTH_MAX_MAILBOXES; i++)
+				res->mailboxes[res->nmailboxes++] = r.mailboxes[i];
+			if (res->nmailboxes == 0)
+				res->status = AUTH_RCPT_NO_SUCH_USER; /* only external targets: not yet */
+			break;
+		case DIRECTORY_RCPT_NOT_LOCAL_DOMAIN:
+			res->status = AUTH_RCPT_NOT_LOCAL;
+			break;
+		case DIRECTORY_RCPT_NO_SUCH_USER:
+			res->status = AUTH_RCPT_NO_SUCH_USER;
+			break;
+		case DIRECTORY_RCPT_TOO_MANY:
+			log_warn("auth: %s expands to too many recipients", req.address);
+			res->status = AUTH_RCPT_TEMPFAIL;
+			break;
+		}
+	}
+	auth_rcpt_res_encode(a->out, res);
+	ipc_send_buf(ch, AUTH_RCPT_RES, f->id, a->out, -1);
+	directory_rcpt_free(&r);
+}
+
+static void
+auth_on_front_frame(struct ipc_channel *ch, struct ipc_frame *f, void *arg)
+{
+	struct auth_front *fr = arg;
+	switch (f->type) {
+	case AUTH_RCPT_REQ:
+		auth_answer_rcpt(fr->auth, ch, f);
+		break;
+	default:
+		log_warn("auth: unknown message type %u from %s", f->type, ipc_channel_peer(ch));
+	}
+}
+
+static void
+auth_on_front_close(struct ipc_channel *ch, void *arg)
+{
+	struct auth_front *fr = arg;
+	*fr->prevp = fr->next;
+	if (fr->next != NULL)
+		fr->next->prevp = fr->prevp;
+	ipc_channel_free(&fr->ch);
+	free(fr);
+}
+
+static void
+auth_on_peer(const struct ctl_peer *peer, int fd, void *ctx)
+{
+	struct auth_ctx *a = ctx;
+	char name[32];
+	snprintf(name, sizeof(name), "front/%u", peer->index);
+	struct auth_front *fr = calloc(1, sizeof(*fr));
+	if (fr == NULL)
+		fatal("out of memory");
+	fr->auth = a;
+	fr->ch = ipc_channel_new(a->base, fd, name, auth_on_front_frame, auth_on_front_close, fr);
+	fr->next = a->fronts;
+	if (fr->next != NULL)
+		fr->next->prevp = &fr->next;
+	fr->prevp = &a->fronts;
+	a->fronts = fr;
+}
+
+static void
+auth_on_stop(unsigned grace, void *ctx)
+{
+	struct auth_ctx *a = ctx;
+	event_base_loopexit(a->base, NULL);
+}
+
+int
+auth_process_main(const struct config *cfg, int ctl_fd)
+{
+	static const struct proc_hooks hooks = { auth_on_peer, auth_on_stop };
+	struct auth_ctx a = { .cfg = cfg };
+	char *error = NULL;
+
+	log_set_ident("rampartd/auth");
+	a.dir = directory_open(cfg->directory_path, &error);
+	if (a.dir == NULL)
+		fatal("auth: %s", error);
+	proc_drop_privileges(cfg, "auth");
+	a.base = event_base_new();
+	a.out = evbuffer_new();
+	a.res = calloc(1, sizeof(*a.res));
+	if (a.base == NULL || a.out == NULL || a.res == NULL)
+		fatal("auth: out of memory");
+	struct ipc_channel *ctl = proc_control_attach(a.base, ctl_fd, &hooks, &a);
+	log_debug("auth: ready, directory %s", cfg->directory_path);
+	event_base_dispatch(a.base);
+	while (a.fronts != NULL)
+		auth_on_front_close(a.fronts->ch, a.fronts);
+	ipc_channel_free(&ctl);
+	directory_close(&a.dir);
+	evbuffer_free(a.out);
+	free(a.res);
+	event_base_free(a.base);
+	return 0;
+}

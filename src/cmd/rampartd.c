@@ -1,0 +1,565 @@
+/*
+ * rampartd — the Rampart daemon's parent process.
+ *
+ * Reads the configuration, binds every listener (one SO_REUSEPORT socket per
+ * front process, so the kernel spreads connections), forks the auth, queue and
+ * front processes, and hands each pair of them a channel (CTL_PEER). It then
+ * supervises: a child that dies is restarted and re-wired; SIGTERM/SIGINT stop
+ * gracefully (fronts finish open transactions within shutdown_grace, then the
+ * queue and auth processes stop); SIGHUP re-reads the configuration and
+ * certificates and starts a new generation of fronts on the same sockets while
+ * the old ones finish their sessions.
+ *
+ * Usage: rampartd [-d] [-n] [-c FILE] [-o key=value]...
+ */
+#include "auth/auth-process.h"
+#include "front/front-process.h"
+#include "lib/config.h"
+#include "lib/ctl-msg.h"
+#include "lib/ipc.h"
+#include "lib/log.h"
+#include "net/tls.h"
+#include "queue/queue-process.h"
+#include "rampart-build.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#define MAX_OVERRIDES 128
+
+struct child {
+	enum proc_kind kind;
+	unsigned index;          /* front number */
+	unsigned generation;     /* fronts: which configuration they run */
+	pid_t pid;
+	struct ipc_channel *ctl;
+	bool stopping;           /* asked to stop: do not restart */
+	time_t started;
+	unsigned quick_deaths;   /* restarts within a few seconds of start */
+};
+
+struct parent {
+	struct config *cfg;           /* current configuration (children hold copies) */
+	const char *config_path;
+	char **overrides;
+	size_t noverrides;
+	struct event_base *base;
+	int **listen_fds;             /* [listener][front] */
+	size_t nlisten;
+	unsigned nfronts;
+	unsigned generation;
+	struct child auth, queue;
+	struct child *fronts;         /* current generation, nfronts entries */
+	struct child *old_fronts;     /* draining older generations */
+	size_t nold;
+	bool shutting_down;
+	struct event *ev_shutdown_timer;
+};
+
+static struct parent parent;      /* the one process context of the parent */
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: rampartd [-d] [-n] [-c FILE] [-o key=value]...\n"
+	    "  -c FILE   configuration file (default /etc/rampart/rampart.conf)\n"
+	    "  -d        stay in the foreground, log to stderr\n"
+	    "  -n        check the configuration and exit\n"
+	    "  -o K=V    override a setting (listener.NAME.key=value for listeners)\n");
+	exit(2);
+}
+
+/* ---- sockets ---- */
+
+static int
+bind_listener(const struct config_listener *l, char **error_r)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	memset(&ss, 0, sizeof(ss));
+	struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+	if (inet_pton(AF_INET, l->address, &in->sin_addr) == 1) {
+		in->sin_family = AF_INET;
+		in->sin_port = htons((uint16_t)l->port);
+		len = sizeof(*in);
+	} else if (inet_pton(AF_INET6, l->address, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)l->port);
+		len = sizeof(*in6);
+	} else {
+		if (asprintf(error_r, "listener %s: address %s is not a numeric IP address",
+		    l->name, l->address) < 0)
+			*error_r = NULL;
+		return -1;
+	}
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int one = 1;
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+	    (ss.ss_family == AF_INET6 &&
+	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+	    bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 511) < 0) {
+		if (asprintf(error_r, "listener %s: cannot listen on %s port %lld: %s", l->name,
+		    l->address, (long long)l->port, strerror(errno)) < 0)
+			*error_r = NULL;
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void
+open_listeners(struct parent *p)
+{
+	p->nlisten = p->cfg->nlisteners;
+	p->listen_fds = calloc(p->nlisten, sizeof(*p->listen_fds));
+	for (size_t i = 0; i < p->nlisten; i++) {
+		p->listen_fds[i] = calloc(p->nfronts, sizeof(int));
+		for (unsigned j = 0; j < p->nfronts; j++) {
+			char *error = NULL;
+			p->listen_fds[i][j] = bind_listener(&p->cfg->listeners[i], &error);
+			if (p->listen_fds[i][j] < 0)
+				fatal("%s", error);
+		}
+		log_info("listening on %s port %lld (%s, %s)", p->cfg->listeners[i].address,
+		    (long long)p->cfg->listeners[i].port, p->cfg->listeners[i].name,
+		    listener_role_name(p->cfg->listeners[i].role));
+	}
+}
+
+/* ---- children ---- */
+
+static void on_child_ctl_frame(struct ipc_channel *ch, struct ipc_frame *f, void *arg) { }
+static void on_child_ctl_close(struct ipc_channel *ch, void *arg) { }
+
+static void
+connect_pair(struct child *a, struct child *b)
+{
+	int fds[2];
+	if (a->ctl == NULL || b->ctl == NULL)
+		return;
+	if (ipc_socketpair(fds) < 0) {
+		log_error("socketpair: %m");
+		return;
+	}
+	struct evbuffer *buf = evbuffer_new();
+	struct ctl_peer pa = { b->kind, b->index, b->generation };
+	struct ctl_peer pb = { a->kind, a->index, a->generation };
+	ctl_peer_encode(buf, &pa);
+	ipc_send_buf(a->ctl, CTL_PEER, 0, buf, fds[0]);
+	ctl_peer_encode(buf, &pb);
+	ipc_send_buf(b->ctl, CTL_PEER, 0, buf, fds[1]);
+	evbuffer_free(buf);
+	close(fds[0]);
+	close(fds[1]);
+}
+
+static void
+spawn(struct parent *p, struct child *c, const struct config *cfg)
+{
+	int fds[2];
+	if (ipc_socketpair(fds) < 0)
+		fatal("socketpair: %m");
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0)
+		fatal("fork: %m");
+	if (pid == 0) {
+		close(fds[0]);
+		/* A fresh start: no inherited event state, default signal dispositions. */
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGINT, SIG_IGN);   /* the parent decides when an interactive stop applies */
+		signal(SIGHUP, SIG_IGN);
+		signal(SIGPIPE, SIG_IGN);
+		int rc = 1;
+		switch (c->kind) {
+		case PROC_AUTH:
+			rc = auth_process_main(cfg, fds[1]);
+			break;
+		case PROC_QUEUE:
+			rc = queue_process_main(cfg, fds[1]);
+			break;
+		case PROC_FRONT: {
+			int *mine = calloc(cfg->nlisteners + 1, sizeof(int));
+			for (size_t i = 0; i < p->nlisten; i++) {
+				mine[i] = p->listen_fds[i][c->index];
+				for (unsigned j = 0; j < p->nfronts; j++)
+					if (j != c->index)
+						close(p->listen_fds[i][j]);
+			}
+			rc = front_process_main(cfg, c->index, fds[1], mine);
+			break;
+		}
+		case PROC_PARENT:
+			break;
+		}
+		_exit(rc);
+	}
+	close(fds[1]);
+	c->pid = pid;
+	c->started = time(NULL);
+	c->stopping = false;
+	char name[32];
+	snprintf(name, sizeof(name), "%s/%u", proc_kind_name(c->kind), c->index);
+	c->ctl = ipc_channel_new(p->base, fds[0], name, on_child_ctl_frame, on_child_ctl_close, c);
+	log_debug("started %s (pid %ld)", name, (long)pid);
+}
+
+static void
+wire_child(struct parent *p, struct child *c)
+{
+	switch (c->kind) {
+	case PROC_AUTH:
+	case PROC_QUEUE:
+		for (unsigned i = 0; i < p->nfronts; i++)
+			connect_pair(&p->fronts[i], c);
+		for (size_t i = 0; i < p->nold; i++)
+			connect_pair(&p->old_fronts[i], c);
+		break;
+	case PROC_FRONT:
+		connect_pair(c, &p->auth);
+		connect_pair(c, &p->queue);
+		break;
+	case PROC_PARENT:
+		break;
+	}
+}
+
+static void
+stop_child(struct child *c, unsigned grace)
+{
+	if (c->pid <= 0 || c->stopping)
+		return;
+	c->stopping = true;
+	struct evbuffer *buf = evbuffer_new();
+	struct ctl_stop m = { grace };
+	ctl_stop_encode(buf, &m);
+	if (c->ctl == NULL || ipc_send_buf(c->ctl, CTL_STOP, 0, buf, -1) < 0)
+		kill(c->pid, SIGTERM);
+	evbuffer_free(buf);
+}
+
+static struct child *
+find_child(struct parent *p, pid_t pid)
+{
+	if (p->auth.pid == pid)
+		return &p->auth;
+	if (p->queue.pid == pid)
+		return &p->queue;
+	for (unsigned i = 0; i < p->nfronts; i++)
+		if (p->fronts[i].pid == pid)
+			return &p->fronts[i];
+	for (size_t i = 0; i < p->nold; i++)
+		if (p->old_fronts[i].pid == pid)
+			return &p->old_fronts[i];
+	return NULL;
+}
+
+static bool
+fronts_alive(struct parent *p)
+{
+	for (unsigned i = 0; i < p->nfronts; i++)
+		if (p->fronts[i].pid > 0)
+			return true;
+	for (size_t i = 0; i < p->nold; i++)
+		if (p->old_fronts[i].pid > 0)
+			return true;
+	return false;
+}
+
+static void
+shutdown_step(struct parent *p)
+{
+	/* Fronts first (they finish transactions), then the queue, then auth. */
+	if (fronts_alive(p))
+		return;
+	if (p->queue.pid > 0) {
+		stop_child(&p->queue, 0);
+		return;
+	}
+	if (p->auth.pid > 0) {
+		stop_child(&p->auth, 0);
+		return;
+	}
+	event_base_loopexit(p->base, NULL);
+}
+
+static void
+on_sigchld(evutil_socket_t sig, short what, void *arg)
+{
+	struct parent *p = arg;
+	int status;
+	pid_t pid;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		struct child *c = find_child(p, pid);
+		if (c == NULL)
+			continue;
+		ipc_channel_free(&c->ctl);
+		c->pid = 0;
+		char how[64];
+		if (WIFSIGNALED(status))
+			snprintf(how, sizeof(how), "killed by signal %d", WTERMSIG(status));
+		else
+			snprintf(how, sizeof(how), "exited with status %d", WEXITSTATUS(status));
+		if (c->stopping || p->shutting_down) {
+			log_debug("%s/%u %s", proc_kind_name(c->kind), c->index, how);
+			continue;
+		}
+		log_error("%s/%u (pid %ld) %s; restarting", proc_kind_name(c->kind), c->index,
+		    (long)pid, how);
+		/* A child that keeps dying at start-up would spin: slow it down. */
+		c->quick_deaths = time(NULL) - c->started < 5 ? c->quick_deaths + 1 : 0;
+		if (c->quick_deaths > 5)
+			fatal("%s keeps failing at start-up; giving up", proc_kind_name(c->kind));
+		if (c->quick_deaths > 0)
+			sleep(1);
+		const struct config *cfg = c->kind == PROC_FRONT && c->generation != p->generation ?
+		    NULL : p->cfg;
+		if (cfg == NULL)
+			continue;   /* an old-generation front is not restarted */
+		spawn(p, c, cfg);
+		wire_child(p, c);
+	}
+	if (p->shutting_down)
+		shutdown_step(p);
+}
+
+static void
+on_sigterm(evutil_socket_t sig, short what, void *arg)
+{
+	struct parent *p = arg;
+	if (p->shutting_down) {
+		log_info("second stop signal: stopping now");
+		for (unsigned i = 0; i < p->nfronts; i++)
+			if (p->fronts[i].pid > 0)
+				kill(p->fronts[i].pid, SIGKILL);
+		for (size_t i = 0; i < p->nold; i++)
+			if (p->old_fronts[i].pid > 0)
+				kill(p->old_fronts[i].pid, SIGKILL);
+		return;
+	}
+	log_info("stopping (grace %llds)", (long long)p->cfg->shutdown_grace);
+	p->shutting_down = true;
+	for (unsigned i = 0; i < p->nfronts; i++)
+		stop_child(&p->fronts[i], (unsigned)p->cfg->shutdown_grace);
+	for (size_t i = 0; i < p->nold; i++)
+		stop_child(&p->old_fronts[i], (unsigned)p->cfg->shutdown_grace);
+	shutdown_step(p);
+}
+
+static bool
+listeners_same(const struct config *a, const struct config *b)
+{
+	if (a->nlisteners != b->nlisteners)
+		return false;
+	for (size_t i = 0; i < a->nlisteners; i++)
+		if (strcmp(a->listeners[i].address, b->listeners[i].address) != 0 ||
+		    a->listeners[i].port != b->listeners[i].port)
+			return false;
+	return true;
+}
+
+static int check_tls(const struct config *cfg, char **error_r);
+
+static void
+on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+	struct parent *p = arg;
+	char *error = NULL;
+	if (p->shutting_down)
+		return;
+	log_info("reloading %s", p->config_path);
+	struct config *cfg = config_load(p->config_path, p->overrides, p->noverrides, &error);
+	if (cfg == NULL || check_tls(cfg, &error) < 0) {
+		log_error("reload refused, keeping the running configuration: %s", error);
+		free(error);
+		config_free(&cfg);
+		return;
+	}
+	if (!listeners_same(p->cfg, cfg)) {
+		log_error("reload refused: listener addresses and ports change only on restart");
+		config_free(&cfg);
+		return;
+	}
+	/* Old fronts drain; a new generation with the new configuration and
+	 * certificates takes over the same sockets. */
+	struct child *old = realloc(p->old_fronts, (p->nold + p->nfronts) * sizeof(*old));
+	if (old == NULL)
+		fatal("out of memory");
+	p->old_fronts = old;
+	for (unsigned i = 0; i < p->nfronts; i++) {
+		p->old_fronts[p->nold] = p->fronts[i];
+		/* the control channel's callbacks point at nothing: safe to move */
+		stop_child(&p->old_fronts[p->nold], (unsigned)cfg->shutdown_grace);
+		p->nold++;
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < p->nold; i++)
+		if (p->old_fronts[i].pid > 0)
+			p->old_fronts[k++] = p->old_fronts[i];
+	p->nold = k;
+	/* Running children have their own copy (fork); the parent needs only the new one. */
+	config_free(&p->cfg);
+	p->cfg = cfg;
+	p->generation++;
+	log_set_level((enum log_level)log_level_parse(cfg->log_level));
+	for (unsigned i = 0; i < p->nfronts; i++) {
+		p->fronts[i] = (struct child){ .kind = PROC_FRONT, .index = i,
+		    .generation = p->generation };
+		spawn(p, &p->fronts[i], p->cfg);
+		wire_child(p, &p->fronts[i]);
+	}
+	log_info("reloaded: generation %u", p->generation);
+}
+
+/* ---- start-up ---- */
+
+static int
+check_tls(const struct config *cfg, char **error_r)
+{
+	if (cfg->tls_cert[0] == '\0')
+		return 0;
+	SSL_CTX *ctx = tls_server_ctx_new(cfg->tls_cert, cfg->tls_key, error_r);
+	if (ctx == NULL)
+		return -1;
+	SSL_CTX_free(ctx);
+	return 0;
+}
+
+static void
+make_dir(const char *path)
+{
+	char buf[4096];
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *s = buf + 1; *s != '\0'; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		mkdir(buf, 0755);
+		*s = '/';
+	}
+	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+		fatal("cannot create %s: %m", path);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct parent *p = &parent;
+	bool foreground = false, check_only = false;
+	int ch;
+
+	p->config_path = getenv("RAMPART_CONFIG") != NULL ? getenv("RAMPART_CONFIG") :
+	    "/etc/rampart/rampart.conf";
+	p->overrides = calloc(MAX_OVERRIDES, sizeof(char *));
+	while ((ch = getopt(argc, argv, "c:dno:hV")) != -1) {
+		switch (ch) {
+		case 'c': p->config_path = optarg; break;
+		case 'd': foreground = true; break;
+		case 'n': check_only = true; break;
+		case 'o':
+			if (p->noverrides == MAX_OVERRIDES)
+				usage();
+			p->overrides[p->noverrides++] = optarg;
+			break;
+		case 'V':
+			printf("rampartd %s\n", RAMPART_VERSION);
+			return 0;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+
+	char *error = NULL;
+	log_init("rampartd", true, LOG_LEVEL_INFO);
+	p->cfg = config_load(p->config_path, p->overrides, p->noverrides, &error);
+	if (p->cfg == NULL || check_tls(p->cfg, &error) < 0) {
+		fprintf(stderr, "rampartd: %s\n", error != NULL ? error : "configuration error");
+		return 1;
+	}
+	if (check_only) {
+		printf("rampartd: %s: configuration ok\n", p->config_path);
+		return 0;
+	}
+	if (p->cfg->nlisteners == 0)
+		fatal("%s: no listener configured", p->config_path);
+	if (!foreground) {
+		if (daemon(0, 0) < 0)
+			fatal("daemon: %m");
+		log_init("rampartd", false, LOG_LEVEL_INFO);
+	}
+	log_set_level((enum log_level)log_level_parse(p->cfg->log_level));
+	signal(SIGPIPE, SIG_IGN);
+	make_dir(p->cfg->state_dir);
+	make_dir(p->cfg->spool_dir);
+	make_dir(p->cfg->mail_dir);
+
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	p->nfronts = p->cfg->workers > 0 ? (unsigned)p->cfg->workers : (unsigned)(ncpu > 0 ? ncpu : 1);
+	p->base = event_base_new();
+	if (p->base == NULL)
+		fatal("cannot create the event loop");
+	open_listeners(p);
+
+	p->auth = (struct child){ .kind = PROC_AUTH };
+	p->queue = (struct child){ .kind = PROC_QUEUE };
+	p->fronts = calloc(p->nfronts, sizeof(*p->fronts));
+	spawn(p, &p->auth, p->cfg);
+	spawn(p, &p->queue, p->cfg);
+	for (unsigned i = 0; i < p->nfronts; i++) {
+		p->fronts[i] = (struct child){ .kind = PROC_FRONT, .index = i };
+		spawn(p, &p->fronts[i], p->cfg);
+		wire_child(p, &p->fronts[i]);
+	}
+	struct event *ev_chld = evsignal_new(p->base, SIGCHLD, on_sigchld, p);
+	struct event *ev_term = evsignal_new(p->base, SIGTERM, on_sigterm, p);
+	struct event *ev_int = evsignal_new(p->base, SIGINT, on_sigterm, p);
+	struct event *ev_hup = evsignal_new(p->base, SIGHUP, on_sighup, p);
+	event_add(ev_chld, NULL);
+	event_add(ev_term, NULL);
+	event_add(ev_int, NULL);
+	event_add(ev_hup, NULL);
+	log_info("rampartd %s started: %u front process(es), hostname %s", RAMPART_VERSION,
+	    p->nfronts, p->cfg->hostname);
+	/* SIGCHLD may have arrived before the handler was in place. */
+	on_sigchld(SIGCHLD, 0, p);
+
+	event_base_dispatch(p->base);
+
+	log_info("stopped");
+	event_free(ev_chld);
+	event_free(ev_term);
+	event_free(ev_int);
+	event_free(ev_hup);
+	for (size_t i = 0; i < p->nlisten; i++) {
+		for (unsigned j = 0; j < p->nfronts; j++)
+			close(p->listen_fds[i][j]);
+		free(p->listen_fds[i]);
+	}
+	free(p->listen_fds);
+	free(p->fronts);
+	free(p->old_fronts);
+	free(p->overrides);
+	config_free(&p->cfg);
+	event_base_free(p->base);
+	return 0;
+}

@@ -1,0 +1,97 @@
+/* delivery — see delivery.h. */
+#include "queue/delivery.h"
+#include "queue/envelope.h"
+#include "queue/maildir.h"
+#include "lib/log.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_PREPEND 1200
+
+void
+delivery_run(struct delivery_job *job)
+{
+	struct envelope *e = NULL;
+	off_t offset;
+	int fd = -1;
+	const char *error;
+	bool temp_failure = false, spool_write_failed = false;
+
+	job->delivered = 0;
+	job->error[0] = '\0';
+	if (spool_load(job->spool, job->id, &e, &offset, &fd, &error) < 0) {
+		if (errno == ENOENT) {
+			job->outcome = DELIVERY_GONE;
+			return;
+		}
+		if (spool_error_class(errno) == SPOOL_ERROR_PERMANENT) {
+			/* Kept in place for the operator (rampart queue list shows it). */
+			log_error("queue: %s cannot be read and is left alone: %s", job->id, error);
+			job->outcome = DELIVERY_GONE;
+			return;
+		}
+		snprintf(job->error, sizeof(job->error), "loading: %s", error);
+		job->outcome = DELIVERY_RETRY;
+		return;
+	}
+	for (size_t i = 0; i < e->rcpt_count; i++) {
+		struct envelope_rcpt *r = &e->rcpts[i];
+		char maildir[PATH_MAX], unique[MAILDIR_UNIQUE_MAX + 1], prepend[MAX_PREPEND];
+		if (r->status != ENVELOPE_RCPT_PENDING)
+			continue;
+		if (r->mailbox == NULL) {
+			snprintf(job->error, sizeof(job->error), "no route to remote recipient %s",
+			    r->address);
+			temp_failure = true;
+			continue;
+		}
+		if (maildir_path(job->mail_dir, r->mailbox, maildir, sizeof(maildir), &error) < 0 ||
+		    maildir_unique_name(unique, sizeof(unique), e->received_at, e->id, i,
+		    job->hostname) < 0) {
+			log_error("queue: %s: recipient %s: %s", job->id, r->mailbox,
+			    error != NULL ? error : "bad Maildir name");
+			spool_mark_rcpt(job->spool, e, i, ENVELOPE_RCPT_FAILED, &error);
+			continue;
+		}
+		/* RFC 5321 §4.4: the final delivery adds Return-Path with the reverse-path. */
+		snprintf(prepend, sizeof(prepend), "Return-Path: <%s>\r\nDelivered-To: %s\r\n",
+		    e->mail_from, r->mailbox);
+		int rc = maildir_deliver(maildir, fd, offset, prepend, unique,
+		    job->check_existing || spool_write_failed, &error);
+		if (rc < 0) {
+			int err = errno;
+			snprintf(job->error, sizeof(job->error), "%s: %s", r->mailbox, error);
+			if (maildir_error_is_temporary(err)) {
+				temp_failure = true;
+			} else {
+				log_error("queue: %s: delivery to %s failed permanently: %s", job->id,
+				    r->mailbox, error);
+				spool_mark_rcpt(job->spool, e, i, ENVELOPE_RCPT_FAILED, &error);
+			}
+			continue;
+		}
+		log_info("queue: %s: delivered to %s%s", job->id, r->mailbox,
+		    rc == 1 ? " (already there)" : "");
+		job->delivered++;
+		if (spool_mark_rcpt(job->spool, e, i, ENVELOPE_RCPT_DONE, &error) < 0) {
+			/* The next attempt looks for the copy before delivering again. */
+			spool_write_failed = true;
+			log_warn("queue: %s: cannot record delivery: %s", job->id, error);
+		}
+	}
+	close(fd);
+	envelope_free(&e);
+	if (temp_failure || spool_write_failed) {
+		if (job->error[0] == '\0')
+			snprintf(job->error, sizeof(job->error), "spool update failed");
+		job->outcome = DELIVERY_RETRY;
+		return;
+	}
+	if (spool_remove(job->spool, job->id, &error) < 0)
+		log_warn("queue: %s: cannot remove: %s", job->id, error);
+	job->outcome = DELIVERY_COMPLETE;
+}
