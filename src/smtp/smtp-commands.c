@@ -171,7 +171,7 @@ struct rcpt_pending {
 };
 
 static bool
-envelope_has_mailbox(const struct envelope *e, const char *mailbox)
+txn_has_mailbox(const struct envelope *e, const char *mailbox)
 {
 	for (size_t i = 0; i < e->rcpt_count; i++)
 		if (e->rcpts[i].mailbox != NULL && strcmp(e->rcpts[i].mailbox, mailbox) == 0)
@@ -234,7 +234,7 @@ rcpt_finish(struct smtp_session *s, const struct rcpt_pending *p, const struct a
 	}
 	struct envelope *e = s->txn->env;
 	for (uint32_t i = 0; i < res->nmailboxes; i++) {
-		if (envelope_has_mailbox(e, res->mailboxes[i]))
+		if (txn_has_mailbox(e, res->mailboxes[i]))
 			continue;   /* one copy per mailbox */
 		if (envelope_add_rcpt(e, p->address, res->mailboxes[i],
 		    p->orcpt[0] != '\0' ? p->orcpt : NULL, p->notify) < 0) {
@@ -406,8 +406,14 @@ smtp_dispatch(struct smtp_session *s, const char *line, size_t len)
 	struct smtp_command cmd;
 	const char *error;
 
-	if (smtp_parse_command(line, len, &cmd, &error) < 0 || cmd.verb == SMTP_VERB_UNKNOWN) {
-		smtp_reply(s, 500, "5.5.2", "Command unrecognized");
+	if (smtp_parse_command(line, len, &cmd, &error) < 0) {
+		smtp_reply(s, 500, "5.5.2", "Syntax error: %s", error);
+		smtp_count_error(s);
+		return;
+	}
+	if (cmd.verb == SMTP_VERB_UNKNOWN) {
+		/* RFC 5321 §4.2.4 / RFC 3463: 5.5.1 invalid command. */
+		smtp_reply(s, 500, "5.5.1", "Command unrecognized");
 		smtp_count_error(s);
 		return;
 	}
