@@ -112,7 +112,7 @@ auth_on_peer(const struct ctl_peer *peer, int fd, void *ctx)
 }
 
 static void
-auth_on_stop(unsigned grace, void *ctx)
+auth_on_stop(unsigned grace, bool drain, void *ctx)
 {
 	struct auth_ctx *a = ctx;
 	event_base_loopexit(a->base, NULL);
@@ -125,7 +125,7 @@ auth_process_main(const struct config *cfg, int ctl_fd)
 	struct auth_ctx a = { .cfg = cfg };
 	char *error = NULL;
 
-	log_set_ident("rampartd/auth");
+	proc_set_role("auth");
 	a.dir = directory_open(cfg->directory_path, &error);
 	if (a.dir == NULL)
 		fatal("auth: %s", error);

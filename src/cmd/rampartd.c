@@ -49,6 +49,7 @@ struct child {
 	pid_t pid;
 	struct ipc_channel *ctl;
 	bool stopping;           /* asked to stop: do not restart */
+	bool draining;           /* ... and only to drain (reload), not to shut down */
 	time_t started;
 	unsigned quick_deaths;   /* restarts within a few seconds of start */
 };
@@ -146,6 +147,27 @@ open_listeners(struct parent *p)
 
 /* ---- children ---- */
 
+/*
+ * A forked child keeps only what its role needs: stdio, its control channel and,
+ * for a front, its listening sockets. Everything else the parent holds (other
+ * children's control channels, the parent's event loop) is closed, so a
+ * compromised front cannot speak to auth as if it were the parent.
+ */
+static void
+close_other_fds(const int *keep, size_t nkeep)
+{
+	int maxfd = (int)sysconf(_SC_OPEN_MAX);
+	if (maxfd < 0 || maxfd > 65536)
+		maxfd = 65536;
+	for (int fd = 3; fd < maxfd; fd++) {
+		bool kept = false;
+		for (size_t i = 0; i < nkeep; i++)
+			kept = kept || keep[i] == fd;
+		if (!kept)
+			close(fd);
+	}
+}
+
 static void on_child_ctl_frame(struct ipc_channel *ch, struct ipc_frame *f, void *arg) { }
 static void on_child_ctl_close(struct ipc_channel *ch, void *arg) { }
 
@@ -184,29 +206,31 @@ spawn(struct parent *p, struct child *c, const struct config *cfg)
 	if (pid == 0) {
 		close(fds[0]);
 		/* A fresh start: no inherited event state, default signal dispositions. */
+		signal(SIGCHLD, SIG_DFL);
 		signal(SIGTERM, SIG_DFL);
 		signal(SIGINT, SIG_IGN);   /* the parent decides when an interactive stop applies */
 		signal(SIGHUP, SIG_IGN);
 		signal(SIGPIPE, SIG_IGN);
 		int rc = 1;
+		int *keep = calloc(p->nlisten + 1, sizeof(int));
+		if (keep == NULL)
+			_exit(1);
+		keep[0] = fds[1];
 		switch (c->kind) {
 		case PROC_AUTH:
+			close_other_fds(keep, 1);
 			rc = auth_process_main(cfg, fds[1]);
 			break;
 		case PROC_QUEUE:
+			close_other_fds(keep, 1);
 			rc = queue_process_main(cfg, fds[1]);
 			break;
-		case PROC_FRONT: {
-			int *mine = calloc(cfg->nlisteners + 1, sizeof(int));
-			for (size_t i = 0; i < p->nlisten; i++) {
-				mine[i] = p->listen_fds[i][c->index];
-				for (unsigned j = 0; j < p->nfronts; j++)
-					if (j != c->index)
-						close(p->listen_fds[i][j]);
-			}
-			rc = front_process_main(cfg, c->index, fds[1], mine);
+		case PROC_FRONT:
+			for (size_t i = 0; i < p->nlisten; i++)
+				keep[i + 1] = p->listen_fds[i][c->index];
+			close_other_fds(keep, p->nlisten + 1);
+			rc = front_process_main(cfg, c->index, fds[1], keep + 1);
 			break;
-		}
 		case PROC_PARENT:
 			break;
 		}
@@ -216,6 +240,7 @@ spawn(struct parent *p, struct child *c, const struct config *cfg)
 	c->pid = pid;
 	c->started = time(NULL);
 	c->stopping = false;
+	c->draining = false;
 	char name[32];
 	snprintf(name, sizeof(name), "%s/%u", proc_kind_name(c->kind), c->index);
 	c->ctl = ipc_channel_new(p->base, fds[0], name, on_child_ctl_frame, on_child_ctl_close, c);
@@ -243,13 +268,15 @@ wire_child(struct parent *p, struct child *c)
 }
 
 static void
-stop_child(struct child *c, unsigned grace)
+stop_child(struct child *c, unsigned grace, bool drain)
 {
-	if (c->pid <= 0 || c->stopping)
+	/* A shutdown overrides a drain already under way (shorter grace, idle sessions closed). */
+	if (c->pid <= 0 || (c->stopping && (drain || !c->draining)))
 		return;
 	c->stopping = true;
+	c->draining = drain;
 	struct evbuffer *buf = evbuffer_new();
-	struct ctl_stop m = { grace };
+	struct ctl_stop m = { grace, drain };
 	ctl_stop_encode(buf, &m);
 	if (c->ctl == NULL || ipc_send_buf(c->ctl, CTL_STOP, 0, buf, -1) < 0)
 		kill(c->pid, SIGTERM);
@@ -291,11 +318,11 @@ shutdown_step(struct parent *p)
 	if (fronts_alive(p))
 		return;
 	if (p->queue.pid > 0) {
-		stop_child(&p->queue, 0);
+		stop_child(&p->queue, 0, false);
 		return;
 	}
 	if (p->auth.pid > 0) {
-		stop_child(&p->auth, 0);
+		stop_child(&p->auth, 0, false);
 		return;
 	}
 	event_base_loopexit(p->base, NULL);
@@ -358,9 +385,9 @@ on_sigterm(evutil_socket_t sig, short what, void *arg)
 	log_info("stopping (grace %llds)", (long long)p->cfg->shutdown_grace);
 	p->shutting_down = true;
 	for (unsigned i = 0; i < p->nfronts; i++)
-		stop_child(&p->fronts[i], (unsigned)p->cfg->shutdown_grace);
+		stop_child(&p->fronts[i], (unsigned)p->cfg->shutdown_grace, false);
 	for (size_t i = 0; i < p->nold; i++)
-		stop_child(&p->old_fronts[i], (unsigned)p->cfg->shutdown_grace);
+		stop_child(&p->old_fronts[i], (unsigned)p->cfg->shutdown_grace, false);
 	shutdown_step(p);
 }
 
@@ -407,7 +434,7 @@ on_sighup(evutil_socket_t sig, short what, void *arg)
 	for (unsigned i = 0; i < p->nfronts; i++) {
 		p->old_fronts[p->nold] = p->fronts[i];
 		/* the control channel's callbacks point at nothing: safe to move */
-		stop_child(&p->old_fronts[p->nold], (unsigned)cfg->shutdown_grace);
+		stop_child(&p->old_fronts[p->nold], (unsigned)cfg->reload_grace, true);
 		p->nold++;
 	}
 	size_t k = 0;

@@ -241,20 +241,27 @@ front_on_grace(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-front_on_stop(unsigned grace, void *ctx)
+front_on_stop(unsigned grace, bool drain, void *ctx)
 {
 	struct front_ctx *f = ctx;
-	if (f->stopping)
+	if (f->stopping && drain)
 		return;
+	if (f->grace_timer != NULL) {
+		/* A shutdown after a drain: the shorter grace applies from now. */
+		event_free(f->grace_timer);
+		f->grace_timer = NULL;
+	}
 	f->stopping = true;
 	for (size_t i = 0; i < f->cfg->nlisteners; i++)
 		if (f->listeners[i].lev != NULL) {
 			evconnlistener_free(f->listeners[i].lev);
 			f->listeners[i].lev = NULL;
 		}
-	for (struct front_conn *c = f->conns, *next; c != NULL; c = next) {
-		next = c->next;
-		smtp_session_shutdown(c->session);
+	if (!drain) {
+		for (struct front_conn *c = f->conns, *next; c != NULL; c = next) {
+			next = c->next;
+			smtp_session_shutdown(c->session);
+		}
 	}
 	struct timeval tv = { grace, 0 };
 	f->grace_timer = evtimer_new(f->base, front_on_grace, f);
@@ -267,10 +274,10 @@ front_process_main(const struct config *cfg, unsigned index, int ctl_fd, const i
 {
 	static const struct proc_hooks hooks = { front_on_peer, front_on_stop };
 	struct front_ctx f = { .cfg = cfg, .index = index };
-	char ident[32];
+	char role[16];
 
-	snprintf(ident, sizeof(ident), "rampartd/front/%u", index);
-	log_set_ident(ident);
+	snprintf(role, sizeof(role), "front%u", index);
+	proc_set_role(role);
 	if (cfg->tls_cert[0] != '\0') {
 		char *error = NULL;
 		f.tls = tls_server_ctx_new(cfg->tls_cert, cfg->tls_key, &error);

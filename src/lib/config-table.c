@@ -51,6 +51,8 @@ const struct setting config_settings[] = {
 	  "Idle time allowed between data blocks during DATA or BDAT (RFC 5321 §4.5.3.2.5)." },
 	{ "shutdown_grace", SETTING_DURATION, "30s", C(shutdown_grace), 0, 3600,
 	  "On SIGTERM, how long open sessions may take to finish before they are closed." },
+	{ "reload_grace", SETTING_DURATION, "1h", C(reload_grace), 0, 86400,
+	  "After SIGHUP, how long sessions begun under the previous configuration may continue." },
 	{ "received_show_client", SETTING_BOOL, "false", C(received_show_client), NOLIMIT,
 	  "Show the client address of authenticated submitters in Received: (privacy of submitters)." },
 	{ "recipient_delimiter", SETTING_STRING, "+", C(recipient_delimiter), NOLIMIT,

@@ -61,6 +61,7 @@ struct config {
 	int64_t smtp_command_timeout;   /* seconds */
 	int64_t smtp_data_timeout;      /* seconds */
 	int64_t shutdown_grace;         /* seconds */
+	int64_t reload_grace;           /* seconds */
 	bool received_show_client;      /* reserved for authenticated submitters */
 	char *recipient_delimiter;
 	/* directory and passwords */

@@ -40,6 +40,7 @@ void
 ctl_stop_encode(struct evbuffer *b, const struct ctl_stop *m)
 {
 	wire_put_u32(b, m->grace_seconds);
+	wire_put_u8(b, m->drain);
 }
 
 int
@@ -48,5 +49,8 @@ ctl_stop_decode(const void *data, size_t len, struct ctl_stop *m, const char **e
 	struct wire_reader r;
 	wire_reader_init(&r, data, len);
 	m->grace_seconds = wire_get_u32(&r);
+	m->drain = wire_get_u8(&r);
+	if (m->drain > 1)
+		r.bad = true;
 	return wire_reader_finish(&r, error_r);
 }

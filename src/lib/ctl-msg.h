@@ -32,6 +32,10 @@ int ctl_peer_decode(const void *data, size_t len, struct ctl_peer *m, const char
 
 struct ctl_stop {
 	uint32_t grace_seconds;
+	/* 0: shutdown — idle sessions are closed (421) now, busy ones after their
+	 * transaction. 1: drain after a reload — sessions go on undisturbed until they
+	 * end; the grace period only bounds how long. */
+	uint8_t drain;
 };
 void ctl_stop_encode(struct evbuffer *b, const struct ctl_stop *m);
 int ctl_stop_decode(const void *data, size_t len, struct ctl_stop *m, const char **error_r);

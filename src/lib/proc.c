@@ -5,6 +5,8 @@
 
 #include <grp.h>
 #include <pwd.h>
+#include <stdio.h>
+#include <sys/prctl.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -36,7 +38,7 @@ proc_on_ctl_frame(struct ipc_channel *ch, struct ipc_frame *f, void *arg)
 			log_error("control: bad CTL_STOP: %s", error);
 			return;
 		}
-		pc->hooks->stop(stop.grace_seconds, pc->ctx);
+		pc->hooks->stop(stop.grace_seconds, stop.drain != 0, pc->ctx);
 		break;
 	}
 	default:
@@ -62,6 +64,16 @@ proc_control_attach(struct event_base *base, int ctl_fd, const struct proc_hooks
 	pc->hooks = hooks;
 	pc->ctx = ctx;
 	return ipc_channel_new(base, ctl_fd, "parent", proc_on_ctl_frame, proc_on_ctl_close, pc);
+}
+
+void
+proc_set_role(const char *role)
+{
+	char comm[16], ident[64];
+	snprintf(comm, sizeof(comm), "rampartd-%s", role);
+	prctl(PR_SET_NAME, comm, 0, 0, 0);
+	snprintf(ident, sizeof(ident), "rampartd/%s", role);
+	log_set_ident(ident);
 }
 
 void

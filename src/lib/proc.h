@@ -10,19 +10,23 @@
 #include "lib/ctl-msg.h"
 #include "lib/ipc.h"
 
+#include <stdbool.h>
+
 struct config;
 struct event_base;
 
 struct proc_hooks {
 	/* A channel to another process arrived; the hook owns fd. */
 	void (*peer)(const struct ctl_peer *peer, int fd, void *ctx);
-	/* Graceful stop requested. */
-	void (*stop)(unsigned grace_seconds, void *ctx);
+	/* Graceful stop requested (drain: after a reload, see struct ctl_stop). */
+	void (*stop)(unsigned grace_seconds, bool drain, void *ctx);
 };
 
 /* Sets up the control channel on ctl_fd; the returned channel lives until exit. */
 struct ipc_channel *proc_control_attach(struct event_base *base, int ctl_fd,
     const struct proc_hooks *hooks, void *ctx);
+/* Names the process "rampartd-ROLE" in ps and /proc/PID/comm, and in the log. */
+void proc_set_role(const char *role);
 /* Switches to cfg->user when running as root and a user is configured. */
 void proc_drop_privileges(const struct config *cfg, const char *role);
 

@@ -368,7 +368,7 @@ queue_recover_one(const char *id, void *ctx)
 }
 
 static void
-queue_on_stop(unsigned grace, void *ctx)
+queue_on_stop(unsigned grace, bool drain, void *ctx)
 {
 	struct queue_ctx *q = ctx;
 	q->stopping = true;
@@ -382,7 +382,7 @@ queue_process_main(const struct config *cfg, int ctl_fd)
 	struct queue_ctx q = { .cfg = cfg };
 	const char *error;
 
-	log_set_ident("rampartd/queue");
+	proc_set_role("queue");
 	if (spool_open(cfg->spool_dir, &q.spool, &error) < 0)
 		fatal("queue: %s", error);
 	proc_drop_privileges(cfg, "queue");

@@ -140,11 +140,29 @@ class Rampart:
         except FileNotFoundError:
             return ""
 
+    def children(self):
+        """{pid: role} of rampartd's child processes (roles: auth, queue, front0, front1...)."""
+        kids = {}
+        if self.proc is None:
+            return kids
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                with open(f"/proc/{d}/comm") as f:
+                    comm = f.read().strip()
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == self.proc.pid and comm.startswith("rampartd-"):
+                kids[int(d)] = comm[len("rampartd-"):]
+        return kids
+
     def pids(self, role):
-        """PIDs of child processes of one role (auth, queue, front/N) from the log."""
-        import re
-        found = re.findall(r"rampartd/%s(?:/\d+)?\[(\d+)\]" % role, self.log_text())
-        return sorted({int(p) for p in found})
+        """PIDs of the children of one role: "auth", "queue", or "front" (all fronts)."""
+        return sorted(p for p, r in self.children().items()
+                      if r == role or (role == "front" and r.startswith("front")))
 
     # -- mail --
     def maildir(self, user, domain="example.test"):

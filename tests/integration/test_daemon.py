@@ -1,0 +1,225 @@
+"""rampartd as a process: configuration check, overrides, signals, child restarts."""
+import os
+import signal
+import smtplib
+import socket
+import ssl
+import subprocess
+import time
+
+import pytest
+
+from conftest import BUILD, Rampart, client_tls_context, make_cert
+
+MSG = "From: carol@remote.test\r\nTo: alice@example.test\r\nSubject: %s\r\n\r\nbody %s\r\n"
+
+
+def test_check_mode_accepts_good_config(server):
+    r = subprocess.run([str(BUILD / "rampartd"), "-n", "-c", str(server.config)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0
+    assert "configuration ok" in r.stdout
+
+
+@pytest.mark.parametrize("text,where,what", [
+    ('hostname = "a"\nmax_recipients = lots\n', ":2:", "expected a whole number"),
+    ('hostname = "a"\n\nno_such_option = 1\n', ":3:", "no_such_option"),
+    ('listener x { role = relay }\n', ":1:", "expected mx, submission or submissions"),
+])
+def test_check_mode_reports_file_and_line(tmp_path, text, where, what):
+    conf = tmp_path / "bad.conf"
+    conf.write_text(text)
+    r = subprocess.run([str(BUILD / "rampartd"), "-n", "-c", str(conf)],
+                       capture_output=True, text=True)
+    assert r.returncode != 0
+    assert str(conf) + where in r.stderr
+    assert what in r.stderr
+
+
+def test_check_mode_refuses_unreadable_certificate(tmp_path, tls_files):
+    conf = tmp_path / "c.conf"
+    conf.write_text('tls_cert = "/nonexistent.pem"\ntls_key = "/nonexistent.key"\n')
+    r = subprocess.run([str(BUILD / "rampartd"), "-n", "-c", str(conf)],
+                       capture_output=True, text=True)
+    assert r.returncode != 0
+    assert "certificate" in r.stderr
+
+
+def test_override_on_command_line(tmp_path, tls_files):
+    srv = Rampart(tmp_path, tls_files)
+    srv.provision()
+    srv.start("-o", "max_errors=2")
+    try:
+        with socket.create_connection(("127.0.0.1", srv.ports["mx"])) as s:
+            f = s.makefile("rb")
+            f.readline()
+            s.sendall(b"FOO\r\nBAR\r\n")
+            assert f.readline().startswith(b"500")   # FOO
+            assert f.readline().startswith(b"500")   # BAR: the second error ...
+            assert f.readline().startswith(b"421 4.7.0")   # ... reaches max_errors
+            assert f.readline() == b""               # and the connection is closed
+    finally:
+        assert srv.stop() == 0
+
+
+def test_sigterm_lets_open_transaction_finish(server):
+    """SIGTERM: no new connections, but a transaction in DATA completes (grace period)."""
+    s = smtplib.SMTP("127.0.0.1", server.ports["mx"])
+    s.ehlo()
+    s.mail("carol@remote.test")
+    s.rcpt("alice@example.test")
+    code, _ = s.docmd("DATA")
+    assert code == 354
+    server.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    # New connections are no longer accepted.
+    with pytest.raises(OSError):
+        c = socket.create_connection(("127.0.0.1", server.ports["mx"]), timeout=2)
+        c.recv(10) or (_ for _ in ()).throw(OSError("closed"))
+    s.send(b"Subject: late\r\n\r\nfinished during shutdown\r\n.\r\n")
+    code, text = s.getreply()
+    assert code == 250, text
+    # After its transaction, the session is told the service is going away.
+    code, _ = s.docmd("NOOP")
+    assert code in (421, -1) or code == 250
+    s.close()
+    assert server.proc.wait(timeout=20) == 0
+    # The queue was stopped after the fronts, so the message is in the spool or delivered.
+    queued = list((server.spool / "queue").iterdir())
+    assert len(queued) + len(server.messages("alice")) == 1
+
+
+def test_sighup_reloads_certificate_without_dropping_sessions(server, tmp_path):
+    ctx = client_tls_context()
+    old = smtplib.SMTP("127.0.0.1", server.ports["submission"])
+    old.starttls(context=ctx)
+    old.ehlo()
+    old_cert = old.sock.getpeercert(binary_form=True)
+
+    # New certificate and host name, then SIGHUP.
+    newdir = tmp_path / "newtls"
+    newdir.mkdir()
+    cert, key = make_cert(newdir)
+    text = server.config.read_text()
+    text = text.replace(str(server.cert), str(cert)).replace(str(server.key), str(key))
+    text = text.replace('hostname = "mx.example.test"', 'hostname = "reloaded.example.test"')
+    server.config.write_text(text)
+    server.proc.send_signal(signal.SIGHUP)
+    deadline = time.time() + 10
+    while "reloaded: generation 1" not in server.log_text():
+        assert time.time() < deadline, server.log_text()
+        time.sleep(0.05)
+
+    # The established session still works and delivers.
+    old.sendmail("carol@remote.test", ["alice@example.test"], MSG % ("before", "x"))
+    old.quit()
+    # New sessions get the new configuration and the new certificate.
+    new = smtplib.SMTP("127.0.0.1", server.ports["submission"])
+    assert b"reloaded.example.test" in new.ehlo()[1]
+    new.starttls(context=ctx)
+    assert new.sock.getpeercert(binary_form=True) != old_cert
+    new.ehlo()
+    new.sendmail("carol@remote.test", ["alice@example.test"], MSG % ("after", "y"))
+    new.quit()
+    server.wait_messages("alice", 2)
+
+
+def test_sighup_with_broken_config_keeps_running(server):
+    good = server.config.read_text()
+    server.config.write_text(good + "max_recipients = many\n")
+    server.proc.send_signal(signal.SIGHUP)
+    deadline = time.time() + 10
+    while "reload refused" not in server.log_text():
+        assert time.time() < deadline
+        time.sleep(0.05)
+    server.config.write_text(good)
+    s = smtplib.SMTP("127.0.0.1", server.ports["mx"])
+    s.sendmail("carol@remote.test", ["alice@example.test"], MSG % ("still", "up"))
+    s.quit()
+    server.wait_messages("alice", 1)
+
+
+def child_pids(parent_pid):
+    kids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                if int(fields[1]) == parent_pid:
+                    kids.append(int(d))
+            except (OSError, IndexError, ValueError):
+                pass
+    return kids
+
+
+@pytest.mark.parametrize("role", ["auth", "queue"])
+def test_killed_child_is_restarted_and_rewired(server, role):
+    pid = server.pids(role)[0]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.time() + 10
+    while not [p for p in server.pids(role) if p != pid]:
+        assert time.time() < deadline, server.log_text()
+        time.sleep(0.05)
+    # Both fronts talk to the new process.
+    for _ in range(4):
+        s = smtplib.SMTP("127.0.0.1", server.ports["mx"])
+        s.sendmail("carol@remote.test", ["alice@example.test"], MSG % (role, "restart"))
+        s.quit()
+    server.wait_messages("alice", 4)
+    assert sorted(server.children().values()) == ["auth", "front0", "front1", "queue"]
+
+
+def listening_inodes():
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                if fields[3] == "0A":        # TCP_LISTEN
+                    inodes.add(fields[9])
+    return inodes
+
+
+def socket_inodes(pid):
+    out = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            out.add(link[8:-1])
+    return out
+
+
+def test_children_keep_only_their_own_sockets(server):
+    """Privilege separation: auth and queue hold no listening socket; each front holds
+    exactly its own socket per listener (not its siblings')."""
+    listening = listening_inodes()
+    auth, queue = server.pids("auth")[0], server.pids("queue")[0]
+    fronts = server.pids("front")
+    assert len(fronts) == 2
+    assert not socket_inodes(auth) & listening
+    assert not socket_inodes(queue) & listening
+    held = [socket_inodes(f) & listening for f in fronts]
+    assert all(len(h) == len(server.ports) for h in held)
+    assert not held[0] & held[1]
+
+
+def test_sigterm_after_reload_closes_draining_sessions(server):
+    """A session kept by a reload's drain does not hold up a later shutdown."""
+    s = smtplib.SMTP("127.0.0.1", server.ports["mx"])
+    s.ehlo()
+    server.proc.send_signal(signal.SIGHUP)
+    deadline = time.time() + 10
+    while "reloaded: generation 1" not in server.log_text():
+        assert time.time() < deadline
+        time.sleep(0.05)
+    assert s.noop()[0] == 250          # still served by the draining front
+    start = time.time()
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=15) == 0
+    assert time.time() - start < 10    # not reload_grace (1 h)
+    s.close()
