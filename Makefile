@@ -5,7 +5,7 @@ BUILD      ?= build
 BUILD_ASAN ?= build-asan
 PYTHON     ?= /usr/bin/python3
 
-.PHONY: all bootstrap build build-asan check unit integration run clean docs
+.PHONY: all bootstrap build build-asan check unit integration run clean docs fuzz
 
 all: build
 
@@ -37,6 +37,7 @@ check: bootstrap
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	    meson test -C $(BUILD_ASAN) --print-errorlogs
 	scripts/check-config-doc.sh $(BUILD)
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-15} scripts/fuzz-smoke.sh
 	RAMPART_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 	RAMPART_BUILD=$(abspath $(BUILD_ASAN)) RAMPART_SANITIZED=1 $(PYTHON) -m pytest -q -p no:cacheprovider \
 	    -m "not slow" tests/integration
@@ -47,5 +48,8 @@ run: bootstrap build
 docs: build
 	$(BUILD)/rampart config-doc > docs/configuration.md
 
+fuzz: bootstrap
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-300} scripts/fuzz-smoke.sh
+
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) build-fuzz

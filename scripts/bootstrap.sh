@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential meson ninja-build pkg-config
 libssl-dev libsodium-dev libevent-dev libsqlite3-dev libconfuse-dev libjansson-dev
-libzxcvbn-dev libcmocka-dev
+libzxcvbn-dev libcmocka-dev clang libclang-rt-14-dev
 openssl sqlite3 procps python3 python3-pytest swaks"
 missing=""
 for p in $PKGS; do

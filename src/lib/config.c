@@ -18,6 +18,9 @@ struct config_errors {
 };
 static struct config_errors *current_errors;
 
+static void config_error_cb(cfg_t *cfg, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
 static void
 config_error_cb(cfg_t *cfg, const char *fmt, va_list ap)
 {
