@@ -292,7 +292,8 @@ test_users(void **state)
 	assert_null(hash);
 	assert_int_equal(directory_user_get_hash(fx->dir, "not an address", &hash, &error), 0);
 
-	ok(directory_user_set_password(fx->dir, "bob@example.org", "$argon2id$new", &error), &error);
+	ok(directory_user_set_password(fx->dir, "bob@example.org", "$argon2id$new", &error),
+	    &error);
 	assert_int_equal(directory_user_get_hash(fx->dir, "bob@example.org", &hash, &error), 1);
 	assert_string_equal(hash, "$argon2id$new");
 	free(hash);
@@ -355,25 +356,26 @@ test_aliases(void **state)
 	add_alias(fx->dir, "info@example.org", "carol@example.net");
 	add_alias(fx->dir, "info@example.org", "Someone@Elsewhere.EXAMPLE");
 	add_alias(fx->dir, "sales@example.net", "info@example.org");
-	refused(directory_alias_add(fx->dir, "info@example.org", "bob@example.org", '+', &error), &error,
-	    "Alias info@example.org already points to bob@example.org.");
+	refused(directory_alias_add(fx->dir, "info@example.org", "bob@example.org", '+', &error),
+	    &error, "Alias info@example.org already points to bob@example.org.");
 	refused(directory_alias_add(fx->dir, "info@example.org", "someone@elsewhere.example", '+',
 	    &error), &error, "Alias info@example.org already points to");
 	refused(directory_alias_add(fx->dir, "x@remote.example", "bob@example.org", '+', &error),
 	    &error, "Domain remote.example is not a local domain; an alias must be in a local "
 	    "domain.");
-	refused(directory_alias_add(fx->dir, "x@example.org", "typo@example.org", '+', &error), &error,
-	    "Target typo@example.org is in a local domain but is neither a user nor an alias.");
-	refused(directory_alias_add(fx->dir, "x@example.org", "x@example.org", '+', &error), &error,
-	    "An alias can point to itself only when it is also a user");
-	refused(directory_alias_add(fx->dir, "x@example.org", "no-at-sign", '+', &error), &error,
-	    "The address has no '@'");
-	refused(directory_alias_add(fx->dir, "x@example.org", "a b@remote.example", '+', &error), &error,
-	    "The target's local part contains a character");
+	refused(directory_alias_add(fx->dir, "x@example.org", "typo@example.org", '+', &error),
+	    &error, "Target typo@example.org is in a local domain but is neither a user nor an "
+	    "alias.");
+	refused(directory_alias_add(fx->dir, "x@example.org", "x@example.org", '+', &error),
+	    &error, "An alias can point to itself only when it is also a user");
+	refused(directory_alias_add(fx->dir, "x@example.org", "no-at-sign", '+', &error),
+	    &error, "The address has no '@'");
+	refused(directory_alias_add(fx->dir, "x@example.org", "a b@remote.example", '+', &error),
+	    &error, "The target's local part contains a character");
 	refused(directory_alias_add(fx->dir, "x@example.org", "a..b@remote.example", '+', &error),
 	    &error, "The target's local part has a misplaced dot.");
-	refused(directory_alias_add(fx->dir, "x@example.org", "a@remote..example", '+', &error), &error,
-	    "The domain name has an empty label");
+	refused(directory_alias_add(fx->dir, "x@example.org", "a@remote..example", '+', &error),
+	    &error, "The domain name has an empty label");
 	/* self-alias of a user: keep a copy while forwarding */
 	add_alias(fx->dir, "bob@example.org", "bob@example.org");
 	add_alias(fx->dir, "bob@example.org", "bob@gmail.example");
