@@ -126,10 +126,11 @@ auth_process_main(const struct config *cfg, int ctl_fd)
 	char *error = NULL;
 
 	proc_set_role("auth");
+	/* Privileges go first: the directory's files belong to the service user. */
+	proc_drop_privileges(cfg, "auth");
 	a.dir = directory_open(cfg->directory_path, &error);
 	if (a.dir == NULL)
 		fatal("auth: %s", error);
-	proc_drop_privileges(cfg, "auth");
 	a.base = event_base_new();
 	a.out = evbuffer_new();
 	a.res = calloc(1, sizeof(*a.res));

@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <signal.h>
@@ -470,8 +471,9 @@ check_tls(const struct config *cfg, char **error_r)
 	return 0;
 }
 
+/* Creates path (and parents); the leaf belongs to the service user when one is set. */
 static void
-make_dir(const char *path)
+make_dir(const char *path, const struct passwd *owner)
 {
 	char buf[4096];
 	snprintf(buf, sizeof(buf), "%s", path);
@@ -484,6 +486,8 @@ make_dir(const char *path)
 	}
 	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
 		fatal("cannot create %s: %m", path);
+	if (owner != NULL && chown(buf, owner->pw_uid, owner->pw_gid) < 0)
+		fatal("cannot give %s to %s: %m", path, owner->pw_name);
 }
 
 int
@@ -536,9 +540,18 @@ main(int argc, char **argv)
 	}
 	log_set_level((enum log_level)log_level_parse(p->cfg->log_level));
 	signal(SIGPIPE, SIG_IGN);
-	make_dir(p->cfg->state_dir);
-	make_dir(p->cfg->spool_dir);
-	make_dir(p->cfg->mail_dir);
+	struct passwd *owner = NULL;
+	if (geteuid() == 0) {
+		if (p->cfg->user[0] == '\0')
+			log_warn("running as root with no 'user' set: the auth, queue and front "
+			    "processes keep root privileges; set user = \"rampart\" (or another "
+			    "unprivileged account) in production");
+		else if ((owner = getpwnam(p->cfg->user)) == NULL)
+			fatal("user %s does not exist", p->cfg->user);
+	}
+	make_dir(p->cfg->state_dir, owner);
+	make_dir(p->cfg->spool_dir, owner);
+	make_dir(p->cfg->mail_dir, owner);
 
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	p->nfronts = p->cfg->workers > 0 ? (unsigned)p->cfg->workers : (unsigned)(ncpu > 0 ? ncpu : 1);

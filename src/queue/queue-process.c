@@ -383,9 +383,9 @@ queue_process_main(const struct config *cfg, int ctl_fd)
 	const char *error;
 
 	proc_set_role("queue");
+	proc_drop_privileges(cfg, "queue");
 	if (spool_open(cfg->spool_dir, &q.spool, &error) < 0)
 		fatal("queue: %s", error);
-	proc_drop_privileges(cfg, "queue");
 	if (spool_clean_incoming(q.spool, &error) < 0)
 		log_error("queue: cleaning incoming/: %s", error);
 	q.base = event_base_new();

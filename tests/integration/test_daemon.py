@@ -6,6 +6,7 @@ import socket
 import ssl
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -223,3 +224,34 @@ def test_sigterm_after_reload_closes_draining_sessions(server):
     assert server.proc.wait(timeout=15) == 0
     assert time.time() - start < 10    # not reload_grace (1 h)
     s.close()
+
+
+def test_children_run_as_configured_user(tmp_path, tls_files):
+    """With `user` set, auth, queue and fronts drop root; the files they create are theirs."""
+    import pwd
+    import tempfile
+    nobody = pwd.getpwnam("nobody")
+    base = Path(tempfile.mkdtemp(prefix="rampart-user-", dir="/var/tmp"))
+    os.chmod(base, 0o711)
+    srv = Rampart(tmp_path, tls_files)
+    srv.state = base / "state"
+    srv.mail, srv.spool = srv.state / "mail", srv.state / "spool"
+    text = srv.config.read_text().replace(f'state_dir = "{tmp_path / "state"}"',
+                                          f'state_dir = "{srv.state}"')
+    srv.config.write_text(text + 'user = "nobody"\n')
+    try:
+        srv.start()
+        srv.provision()          # the CLI switches to the same user
+        for pid, role in srv.children().items():
+            with open(f"/proc/{pid}/status") as f:
+                uid_line = next(l for l in f if l.startswith("Uid:"))
+            assert set(uid_line.split()[1:]) == {str(nobody.pw_uid)}, (role, uid_line)
+        s = smtplib.SMTP("127.0.0.1", srv.ports["mx"])
+        s.sendmail("carol@remote.test", ["alice@example.test"], MSG % ("priv", "drop"))
+        s.quit()
+        msg = srv.wait_messages("alice", 1)[0]
+        assert msg.stat().st_uid == nobody.pw_uid
+        assert (srv.state / "directory.db").stat().st_uid == nobody.pw_uid
+    finally:
+        assert srv.stop() == 0
+        subprocess.run(["rm", "-rf", str(base)])
