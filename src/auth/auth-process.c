@@ -7,7 +7,9 @@
 #include "lib/log.h"
 #include "lib/proc.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <strings.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -27,6 +29,51 @@ struct auth_ctx {
 	struct auth_rcpt_res *res;   /* large; one reused answer buffer */
 };
 
+struct postmaster_search {
+	struct auth_ctx *a;
+	struct directory_rcpt *r;
+	int found;
+};
+
+static int
+postmaster_try_domain(const char *domain, void *arg)
+{
+	struct postmaster_search *ps = arg;
+	char address[300];
+	const char *error;
+	snprintf(address, sizeof(address), "postmaster@%s", domain);
+	directory_rcpt_free(ps->r);
+	if (directory_lookup_rcpt(ps->a->dir, address, 0, ps->r, &error) < 0) {
+		ps->found = -1;
+		return 1;
+	}
+	ps->found = ps->r->status == DIRECTORY_RCPT_OK && ps->r->nmailboxes > 0;
+	return ps->found;   /* non-zero stops the listing */
+}
+
+/*
+ * RFC 5321 §4.1.1.3 and §4.5.1: a bare <Postmaster> must be accepted. It is the
+ * postmaster of this host's name if that is a local domain, else of the first
+ * local domain (in name order) that has one.
+ */
+static int
+lookup_bare_postmaster(struct auth_ctx *a, struct directory_rcpt *r, const char **error_r)
+{
+	struct postmaster_search ps = { a, r, 0 };
+	postmaster_try_domain(a->cfg->hostname, &ps);
+	if (ps.found == 0 && directory_domain_list(a->dir, postmaster_try_domain, &ps, error_r) < 0)
+		return -1;
+	if (ps.found < 0) {
+		*error_r = "postmaster look-up failed";
+		return -1;
+	}
+	if (ps.found == 0) {
+		directory_rcpt_free(r);
+		r->status = DIRECTORY_RCPT_NO_SUCH_USER;
+	}
+	return 0;
+}
+
 static void
 auth_answer_rcpt(struct auth_ctx *a, struct ipc_channel *ch, struct ipc_frame *f)
 {
@@ -40,7 +87,10 @@ auth_answer_rcpt(struct auth_ctx *a, struct ipc_channel *ch, struct ipc_frame *f
 	char delim = a->cfg->recipient_delimiter[0];
 	struct auth_rcpt_res *res = a->res;
 	res->nmailboxes = 0;
-	if (directory_lookup_rcpt(a->dir, req.address, delim, &r, &error) < 0) {
+	int rc = strcasecmp(req.address, "postmaster") == 0 ?
+	    lookup_bare_postmaster(a, &r, &error) :
+	    directory_lookup_rcpt(a->dir, req.address, delim, &r, &error);
+	if (rc < 0) {
 		log_error("auth: recipient look-up failed: %s", error);
 		res->status = AUTH_RCPT_TEMPFAIL;
 	} else {

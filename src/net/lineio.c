@@ -24,6 +24,10 @@ struct lineio {
 	bool closing;
 	bool output_wait;  /* reading stopped until output drains */
 	struct event *drain_timer;  /* STARTTLS: waits for the socket layer to drain */
+	/* bufferevent timeouts do not cover the TLS handshake: a peer that never
+	 * finishes it is timed out by this timer instead. */
+	struct event *handshake_timer;
+	bool handshaking;           /* TLS started, handshake not finished */
 	bool discarding;   /* inside an overlong line, dropping until LF */
 	int timeout;
 };
@@ -31,6 +35,30 @@ struct lineio {
 static void lineio_on_read(struct bufferevent *bev, void *arg);
 static void lineio_on_write(struct bufferevent *bev, void *arg);
 static void lineio_on_event(struct bufferevent *bev, short what, void *arg);
+
+static void
+lineio_handshake_failed(struct lineio *io)
+{
+	/* Nothing can be said to a peer without TLS: the connection just ends. */
+	log_info("lineio: TLS handshake not completed within %d s", io->timeout);
+	io->cb->event(io, LINEIO_ERROR, io->ctx);
+}
+
+static void
+lineio_on_handshake_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	lineio_handshake_failed(arg);
+}
+
+static void
+lineio_start_handshake_timer(struct lineio *io)
+{
+	io->handshaking = true;
+	if (io->handshake_timer == NULL)
+		io->handshake_timer = evtimer_new(io->base, lineio_on_handshake_timeout, io);
+	struct timeval tv = { io->timeout, 0 };
+	evtimer_add(io->handshake_timer, &tv);
+}
 
 static void
 lineio_setup_bev(struct lineio *io)
@@ -82,9 +110,11 @@ lineio_new(struct event_base *base, int fd, SSL_CTX *tls_ctx,
 		free(io);
 		return NULL;
 	}
-	if (io->ssl != NULL)
-		bufferevent_openssl_set_allow_dirty_shutdown(io->bev, 1);
 	lineio_setup_bev(io);
+	if (io->ssl != NULL) {
+		bufferevent_openssl_set_allow_dirty_shutdown(io->bev, 1);
+		lineio_start_handshake_timer(io);
+	}
 	return io;
 }
 
@@ -97,6 +127,8 @@ lineio_free(struct lineio **iop)
 	*iop = NULL;
 	if (io->drain_timer != NULL)
 		event_free(io->drain_timer);
+	if (io->handshake_timer != NULL)
+		event_free(io->handshake_timer);
 	/* The SSL object (if any) is freed with its bufferevent (BEV_OPT_CLOSE_ON_FREE). */
 	bufferevent_free(io->bev);
 	free(io);
@@ -167,9 +199,18 @@ static void
 lineio_on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct lineio *io = arg;
-	if (what & BEV_EVENT_CONNECTED)
+	if (what & BEV_EVENT_CONNECTED) {
+		/* TLS handshake complete. */
+		io->handshaking = false;
+		if (io->handshake_timer != NULL)
+			evtimer_del(io->handshake_timer);
 		return;
+	}
 	if (what & BEV_EVENT_TIMEOUT) {
+		if (io->handshaking) {
+			lineio_handshake_failed(io);
+			return;
+		}
 		io->cb->event(io, LINEIO_TIMEOUT, io->ctx);
 		return;
 	}
@@ -275,6 +316,11 @@ void
 lineio_set_timeout(struct lineio *io, int seconds)
 {
 	io->timeout = seconds;
+	if (!io->closing && io->handshake_timer != NULL &&
+	    evtimer_pending(io->handshake_timer, NULL)) {
+		struct timeval hs = { seconds, 0 };
+		evtimer_add(io->handshake_timer, &hs);
+	}
 	struct timeval rt = { seconds, 0 };
 	/* Output must drain within the same budget, or the peer is not reading. */
 	struct timeval wt = { seconds, 0 };
@@ -313,6 +359,7 @@ lineio_starttls(struct lineio *io, SSL_CTX *tls_ctx, const char *reply)
 	io->bev = tls;
 	io->ssl = ssl;
 	lineio_setup_bev(io);
+	lineio_start_handshake_timer(io);
 	return 0;
 }
 

@@ -24,7 +24,7 @@ struct lineio;
 
 enum lineio_event {
 	LINEIO_EOF,        /* the peer closed */
-	LINEIO_ERROR,      /* socket or TLS error */
+	LINEIO_ERROR,      /* socket or TLS error, or a TLS handshake that timed out */
 	LINEIO_TIMEOUT,    /* no input within the read timeout */
 	LINEIO_FLUSHED,    /* output drained after lineio_close_after_flush() */
 };

@@ -281,11 +281,9 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 	p->notify = notify_to_envelope(args.notify);
 	if (args.orcpt_type[0] != '\0')
 		snprintf(p->orcpt, sizeof(p->orcpt), "%s;%s", args.orcpt_type, args.orcpt_addr);
-	if (args.to.postmaster)
-		/* RFC 5321 §4.1.1.3: <Postmaster> is this host's postmaster. */
-		snprintf(p->address, sizeof(p->address), "postmaster@%s", s->srv->cfg->hostname);
-	else
-		snprintf(p->address, sizeof(p->address), "%s", args.to.mailbox);
+	/* RFC 5321 §4.1.1.3: a bare <Postmaster> goes as "postmaster"; auth resolves it. */
+	snprintf(p->address, sizeof(p->address), "%s",
+	    args.to.postmaster ? "postmaster" : args.to.mailbox);
 
 	struct auth_rcpt_req req = { p->address };
 	struct evbuffer *b = evbuffer_new();
