@@ -1,4 +1,5 @@
 /* maildir — see maildir.h. */
+#include "lib/error.h"
 #include "queue/maildir.h"
 
 #include <dirent.h>
@@ -13,22 +14,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Error sentences live here until the next maildir call in the same thread. */
-static _Thread_local char maildir_errbuf[512];
-
-/* Sets *error_r and errno = err (captured by the caller before any clean-up),
- * returns -1. */
-static int __attribute__((format(printf, 3, 4)))
-fail(const char **error_r, int err, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(maildir_errbuf, sizeof(maildir_errbuf), fmt, ap);
-	va_end(ap);
-	*error_r = maildir_errbuf;
-	errno = err;
-	return -1;
-}
 
 bool
 maildir_error_is_temporary(int errnum)
@@ -61,15 +46,15 @@ maildir_path(const char *mail_dir, const char *mailbox_address, char *buf, size_
 	const char *at = strrchr(mailbox_address, '@');
 
 	if (mail_dir[0] == '\0')
-		return fail(error_r, EINVAL, "no mail directory configured");
+		return error_fail(error_r, EINVAL, "no mail directory configured");
 	if (at == NULL || !component_ok(mailbox_address, (size_t)(at - mailbox_address)) ||
 	    !component_ok(at + 1, strlen(at + 1)))
-		return fail(error_r, EINVAL, "refusing mailbox address \"%s\" as a Maildir path",
+		return error_fail(error_r, EINVAL, "refusing mailbox address \"%s\" as a Maildir path",
 		    mailbox_address);
 	int n = snprintf(buf, size, "%s/%s/%.*s/Maildir", mail_dir, at + 1,
 	    (int)(at - mailbox_address), mailbox_address);
 	if (n < 0 || (size_t)n >= size)
-		return fail(error_r, ENAMETOOLONG, "Maildir path for \"%s\" is too long",
+		return error_fail(error_r, ENAMETOOLONG, "Maildir path for \"%s\" is too long",
 		    mailbox_address);
 	return 0;
 }
@@ -175,7 +160,7 @@ maildir_create(const char *maildir, const char **error_r)
 	int n = snprintf(path, sizeof(path), "%s", maildir);
 
 	if (n <= 0 || (size_t)n + 5 >= sizeof(path))
-		return fail(error_r, n <= 0 ? EINVAL : ENAMETOOLONG, "bad Maildir path");
+		return error_fail(error_r, n <= 0 ? EINVAL : ENAMETOOLONG, "bad Maildir path");
 	/* Every prefix ending before a '/', then the whole path. */
 	for (char *p = path + 1;; p++) {
 		if (*p != '/' && *p != '\0')
@@ -183,7 +168,7 @@ maildir_create(const char *maildir, const char **error_r)
 		char saved = *p;
 		*p = '\0';
 		if (mkdir_durable(path) < 0)
-			return fail(error_r, errno, "cannot create directory %s: %s", path, strerror(errno));
+			return error_fail(error_r, errno, "cannot create directory %s: %s", path, strerror(errno));
 		*p = saved;
 		if (saved == '\0')
 			break;
@@ -191,7 +176,7 @@ maildir_create(const char *maildir, const char **error_r)
 	for (size_t i = 0; i < 3; i++) {
 		snprintf(path + n, sizeof(path) - (size_t)n, "/%s", subdirs[i]);
 		if (mkdir_durable(path) < 0)
-			return fail(error_r, errno, "cannot create directory %s: %s", path, strerror(errno));
+			return error_fail(error_r, errno, "cannot create directory %s: %s", path, strerror(errno));
 	}
 	return 0;
 }
@@ -230,7 +215,7 @@ md_open(const char *maildir, struct md *m, const char **error_r)
 	md_close(m);
 	if (err == ENOENT)
 		return 0;
-	return fail(error_r, err, "cannot open Maildir %s: %s", maildir, strerror(err));
+	return error_fail(error_r, err, "cannot open Maildir %s: %s", maildir, strerror(err));
 }
 
 /* 1 when new/ or cur/ has "<unique>,...", 0 when not, -1 and errno on error.
@@ -278,7 +263,7 @@ maildir_contains(const char *maildir, const char *unique, const char **error_r)
 	struct md m;
 
 	if (!unique_ok(unique))
-		return fail(error_r, EINVAL, "invalid Maildir unique name");
+		return error_fail(error_r, EINVAL, "invalid Maildir unique name");
 	int r = md_open(maildir, &m, error_r);
 	if (r <= 0)
 		return r;
@@ -286,7 +271,7 @@ maildir_contains(const char *maildir, const char *unique, const char **error_r)
 	int err = errno;
 	md_close(&m);
 	if (r < 0)
-		return fail(error_r, err, "cannot search Maildir %s: %s", maildir, strerror(err));
+		return error_fail(error_r, err, "cannot search Maildir %s: %s", maildir, strerror(err));
 	return r;
 }
 
@@ -382,12 +367,12 @@ maildir_deliver(const char *maildir, int src_fd, off_t offset, const char *prepe
 	int r, err = 0;
 
 	if (!unique_ok(unique))
-		return fail(error_r, EINVAL, "invalid Maildir unique name");
+		return error_fail(error_r, EINVAL, "invalid Maildir unique name");
 	if ((r = md_open(maildir, &m, error_r)) == 0) {
 		if (maildir_create(maildir, error_r) < 0)
 			return -1;
 		if ((r = md_open(maildir, &m, error_r)) == 0)
-			return fail(error_r, ENOENT, "Maildir %s vanished", maildir);
+			return error_fail(error_r, ENOENT, "Maildir %s vanished", maildir);
 	}
 	if (r < 0)
 		return -1;
@@ -457,5 +442,5 @@ out:
 		close(c->fd);
 	free(c);
 	md_close(&m);
-	return fail(error_r, err, "cannot deliver to %s: cannot %s: %s", maildir, what, strerror(err));
+	return error_fail(error_r, err, "cannot deliver to %s: cannot %s: %s", maildir, what, strerror(err));
 }

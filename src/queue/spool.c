@@ -1,4 +1,5 @@
 /* spool — see spool.h for the life of a message and the file format. */
+#include "lib/error.h"
 #include "queue/spool.h"
 
 #include <dirent.h>
@@ -28,22 +29,6 @@ struct spool {
 	int queue_fd;
 };
 
-/* Error sentences live here until the next spool call in the same thread. */
-static _Thread_local char spool_errbuf[512];
-
-/* Sets *error_r and errno = err, returns -1. Callers capture errno before any
- * clean-up and pass it here, so that close()/unlink() cannot change the cause. */
-static int __attribute__((format(printf, 3, 4)))
-fail(const char **error_r, int err, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(spool_errbuf, sizeof(spool_errbuf), fmt, ap);
-	va_end(ap);
-	*error_r = spool_errbuf;
-	errno = err;
-	return -1;
-}
 
 enum spool_error_class
 spool_error_class(int errnum)
@@ -82,10 +67,10 @@ static int
 open_subdir(int parent, const char *name, const char **error_r)
 {
 	if (mkdirat(parent, name, 0700) < 0 && errno != EEXIST)
-		return fail(error_r, errno, "cannot create spool directory %s: %s", name, strerror(errno));
+		return error_fail(error_r, errno, "cannot create spool directory %s: %s", name, strerror(errno));
 	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
-		return fail(error_r, errno, "cannot open spool directory %s: %s", name, strerror(errno));
+		return error_fail(error_r, errno, "cannot open spool directory %s: %s", name, strerror(errno));
 	return fd;
 }
 
@@ -94,10 +79,10 @@ spool_open(const char *dir, struct spool **s_r, const char **error_r)
 {
 	*s_r = NULL;
 	if (sodium_init() < 0)
-		return fail(error_r, EAGAIN, "libsodium failed to initialise");
+		return error_fail(error_r, EAGAIN, "libsodium failed to initialise");
 	struct spool *s = calloc(1, sizeof(*s));
 	if (s == NULL)
-		return fail(error_r, ENOMEM, "out of memory");
+		return error_fail(error_r, ENOMEM, "out of memory");
 	s->incoming_fd = s->queue_fd = -1;
 	int root = open_subdir(AT_FDCWD, dir, error_r);
 	if (root >= 0 && (s->incoming_fd = open_subdir(root, "incoming", error_r)) >= 0)
@@ -241,14 +226,14 @@ spool_create(struct spool *s, struct envelope *e, int *fd_r, const char **error_
 
 	*fd_r = -1;
 	if (envelope_check(e, error_r) < 0)
-		return fail(error_r, EINVAL, "cannot spool an invalid envelope: %s", *error_r);
+		return error_fail(error_r, EINVAL, "cannot spool an invalid envelope: %s", *error_r);
 	if (e->rcpt_count == 0)
-		return fail(error_r, EINVAL, "cannot spool a message without recipients");
+		return error_fail(error_r, EINVAL, "cannot spool a message without recipients");
 	for (int tries = 0; fd < 0; tries++) {
 		spool_id_generate(id);
 		fd = openat(s->incoming_fd, id, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 		if (fd < 0 && (errno != EEXIST || tries >= 10))
-			return fail(error_r, errno, "cannot create spool file incoming/%s: %s",
+			return error_fail(error_r, errno, "cannot create spool file incoming/%s: %s",
 			    id, strerror(errno));
 	}
 	if (build_header(e, id, &hdr, &hdr_len) < 0) {
@@ -274,7 +259,7 @@ out:
 	close(fd);
 	for (size_t i = 0; i < e->rcpt_count; i++)
 		e->rcpts[i].status_offset = -1;
-	return fail(error_r, err, "cannot %s spool file incoming/%s: %s", what, id, strerror(err));
+	return error_fail(error_r, err, "cannot %s spool file incoming/%s: %s", what, id, strerror(err));
 }
 
 int
@@ -283,21 +268,21 @@ spool_commit(struct spool *s, const char *id, int fd, const char **error_r)
 	struct stat fst, nst;
 
 	if (!spool_id_valid(id))
-		return fail(error_r, EINVAL, "invalid spool id");
+		return error_fail(error_r, EINVAL, "invalid spool id");
 	if (fstat(fd, &fst) < 0 || fstatat(s->incoming_fd, id, &nst, AT_SYMLINK_NOFOLLOW) < 0)
-		return fail(error_r, errno, "cannot find incoming/%s: %s", id, strerror(errno));
+		return error_fail(error_r, errno, "cannot find incoming/%s: %s", id, strerror(errno));
 	if (fst.st_dev != nst.st_dev || fst.st_ino != nst.st_ino)
-		return fail(error_r, EINVAL, "the fd given is not the spool file incoming/%s", id);
+		return error_fail(error_r, EINVAL, "the fd given is not the spool file incoming/%s", id);
 	/* The data must be on disk before the name that makes it a message. */
 	if (fsync(fd) < 0)
-		return fail(error_r, errno, "cannot fsync spool file %s: %s", id, strerror(errno));
+		return error_fail(error_r, errno, "cannot fsync spool file %s: %s", id, strerror(errno));
 	if (renameat2(s->incoming_fd, id, s->queue_fd, id, RENAME_NOREPLACE) < 0) {
 		if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
-			return fail(error_r, errno, "cannot move spool file %s into queue/: %s",
+			return error_fail(error_r, errno, "cannot move spool file %s into queue/: %s",
 			    id, strerror(errno));
 		/* A file system without RENAME_NOREPLACE: link() never replaces either. */
 		if (linkat(s->incoming_fd, id, s->queue_fd, id, 0) < 0)
-			return fail(error_r, errno, "cannot link spool file %s into queue/: %s",
+			return error_fail(error_r, errno, "cannot link spool file %s into queue/: %s",
 			    id, strerror(errno));
 		unlinkat(s->incoming_fd, id, 0);
 	}
@@ -306,7 +291,7 @@ spool_commit(struct spool *s, const char *id, int fd, const char **error_r)
 		/* Not durable, so the client will get 4xx: take the message back out of
 		 * queue/ so that it is not delivered as well (best effort). */
 		renameat(s->queue_fd, id, s->incoming_fd, id);
-		return fail(error_r, err, "cannot fsync spool directory queue/: %s", strerror(err));
+		return error_fail(error_r, err, "cannot fsync spool directory queue/: %s", strerror(err));
 	}
 	return 0;
 }
@@ -315,9 +300,9 @@ static int
 unlink_id(int dfd, const char *dir, const char *id, const char **error_r)
 {
 	if (!spool_id_valid(id))
-		return fail(error_r, EINVAL, "invalid spool id");
+		return error_fail(error_r, EINVAL, "invalid spool id");
 	if (unlinkat(dfd, id, 0) < 0 && errno != ENOENT)
-		return fail(error_r, errno, "cannot remove %s/%s: %s", dir, id, strerror(errno));
+		return error_fail(error_r, errno, "cannot remove %s/%s: %s", dir, id, strerror(errno));
 	return 0;
 }
 
@@ -601,14 +586,14 @@ spool_load(struct spool *s, const char *id, struct envelope **e_r,
 	if (fd_r != NULL)
 		*fd_r = -1;
 	if (!spool_id_valid(id))
-		return fail(error_r, EINVAL, "invalid spool id");
+		return error_fail(error_r, EINVAL, "invalid spool id");
 	int fd = openat(s->queue_fd, id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	FILE *f = fd < 0 ? NULL : fdopen(fd, "r");
 	if (f == NULL) {
 		err = errno;
 		if (fd >= 0)
 			close(fd);
-		return fail(error_r, err, "cannot open queue/%s: %s", id, strerror(err));
+		return error_fail(error_r, err, "cannot open queue/%s: %s", id, strerror(err));
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		err = EBADMSG, why = "not a regular file";
@@ -640,7 +625,7 @@ out:
 	free(line);
 	envelope_free(&e);
 	fclose(f);
-	return fail(error_r, err, "cannot load spool file queue/%s: %s", id, why);
+	return error_fail(error_r, err, "cannot load spool file queue/%s: %s", id, why);
 }
 
 int
@@ -651,14 +636,14 @@ spool_mark_rcpt(struct spool *s, struct envelope *e, size_t index,
 	int err = EBADMSG;
 
 	if (!spool_id_valid(e->id))
-		return fail(error_r, EINVAL, "invalid spool id");
+		return error_fail(error_r, EINVAL, "invalid spool id");
 	if (index >= e->rcpt_count || e->rcpts[index].status_offset < 6 ||
 	    (unsigned)status >= sizeof(status_chars))
-		return fail(error_r, EINVAL, "invalid recipient %zu for queue/%s", index, e->id);
+		return error_fail(error_r, EINVAL, "invalid recipient %zu for queue/%s", index, e->id);
 	off_t at = e->rcpts[index].status_offset;
 	int fd = openat(s->queue_fd, e->id, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
-		return fail(error_r, errno, "cannot open queue/%s: %s", e->id, strerror(errno));
+		return error_fail(error_r, errno, "cannot open queue/%s: %s", e->id, strerror(errno));
 	/* Never overwrite a byte that is not a status byte (defence against an
 	 * offset that does not belong to this file). */
 	ssize_t n = pread(fd, was, sizeof(was), at - 6);
@@ -666,13 +651,13 @@ spool_mark_rcpt(struct spool *s, struct envelope *e, size_t index,
 	    memchr(status_chars, was[6], sizeof(status_chars)) == NULL) {
 		err = n < 0 ? errno : EBADMSG;
 		close(fd);
-		return fail(error_r, err, "queue/%s has no status byte for recipient %zu", e->id, index);
+		return error_fail(error_r, err, "queue/%s has no status byte for recipient %zu", e->id, index);
 	}
 	if ((n = pwrite(fd, &status_chars[status], 1, at)) != 1 || close(fd) < 0) {
 		err = n != 1 && n >= 0 ? EIO : errno;
 		if (n != 1)
 			close(fd);
-		return fail(error_r, err, "cannot update queue/%s: %s", e->id, strerror(err));
+		return error_fail(error_r, err, "cannot update queue/%s: %s", e->id, strerror(err));
 	}
 	e->rcpts[index].status = status;
 	return 0;
@@ -711,7 +696,7 @@ spool_list(struct spool *s, spool_list_fn *fn, void *ctx, const char **error_r)
 	/* Ids start with the creation time in fixed-width hex: byte order is age. */
 	int n = scandirat(s->queue_fd, ".", &names, is_id_entry, cmp_entries);
 	if (n < 0)
-		return fail(error_r, errno, "cannot read spool directory queue/: %s", strerror(errno));
+		return error_fail(error_r, errno, "cannot read spool directory queue/: %s", strerror(errno));
 	for (int i = 0; i < n; i++) {
 		if (ret == 0 && fn(names[i]->d_name, ctx) != 0)
 			ret = 1;
@@ -729,7 +714,7 @@ spool_clean_incoming(struct spool *s, const char **error_r)
 
 	int n = scandirat(s->incoming_fd, ".", &names, is_any_entry, NULL);
 	if (n < 0)
-		return fail(error_r, errno, "cannot read spool directory incoming/: %s", strerror(errno));
+		return error_fail(error_r, errno, "cannot read spool directory incoming/: %s", strerror(errno));
 	for (int i = 0; i < n; i++) {
 		if (unlinkat(s->incoming_fd, names[i]->d_name, 0) < 0)
 			log_warn("spool: cannot remove incoming/%s: %s", names[i]->d_name, strerror(errno));
