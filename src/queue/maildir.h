@@ -17,7 +17,7 @@
  * The queue marks the recipient done in the spool only after delivery returns;
  * after a crash between the two it delivers again with maybe_delivered = true.
  *
- * Errors: -1 with *error_r (valid until the next maildir call in the same thread)
+ * Errors: -1 with *error_r (valid until the next maildir or spool call in the same thread)
  * and errno set to the cause; maildir_error_is_temporary(errno) says whether to
  * retry later (ENOSPC, EDQUOT, EIO, EAGAIN, EACCES... — anything an operator
  * can fix) or to fail the recipient (EINVAL for a refused address or name,

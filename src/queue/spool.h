@@ -60,7 +60,7 @@
  *   after it, at the "data offset", and runs to the end of the file.
  *
  * Errors: every function returning int returns -1 on failure with *error_r set
- * to a sentence (valid until the next spool call in the same thread) and errno
+ * to a sentence (valid until the next spool or maildir call in the same thread) and errno
  * set to the cause: the errno of the failing system call, EBADMSG for a corrupt
  * spool file, EINVAL for an invalid id or envelope. spool_error_class() tells a
  * caller how to answer.
