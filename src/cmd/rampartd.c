@@ -70,10 +70,21 @@ struct parent {
 	struct child *old_fronts;     /* draining older generations */
 	size_t nold;
 	bool shutting_down;
-	struct event *ev_shutdown_timer;
+	struct event *ev_reload;      /* coalesces a burst of SIGHUPs into one reload */
 };
 
 static struct parent parent;      /* the one process context of the parent */
+
+/* The signals the parent handles. They stay blocked from start-up until the
+ * handlers are in place: the listeners accept connections (into their backlog)
+ * before that, and a SIGHUP in that window must not kill the daemon. */
+static sigset_t handled_signals;
+
+static void
+signals_block(bool block)
+{
+	sigprocmask(block ? SIG_BLOCK : SIG_UNBLOCK, &handled_signals, NULL);
+}
 
 static void
 usage(void)
@@ -212,6 +223,7 @@ spawn(struct parent *p, struct child *c, const struct config *cfg)
 		signal(SIGINT, SIG_IGN);   /* the parent decides when an interactive stop applies */
 		signal(SIGHUP, SIG_IGN);
 		signal(SIGPIPE, SIG_IGN);
+		signals_block(false);
 		int rc = 1;
 		int *keep = calloc(p->nlisten + 1, sizeof(int));
 		if (keep == NULL)
@@ -410,6 +422,17 @@ static void
 on_sighup(evutil_socket_t sig, short what, void *arg)
 {
 	struct parent *p = arg;
+	/* libevent calls this once per signal received; reload once per burst. */
+	if (!event_pending(p->ev_reload, EV_TIMEOUT, NULL)) {
+		struct timeval soon = { 0, 50000 };
+		event_add(p->ev_reload, &soon);
+	}
+}
+
+static void
+on_reload(evutil_socket_t fd, short what, void *arg)
+{
+	struct parent *p = arg;
 	char *error = NULL;
 	if (p->shutting_down)
 		return;
@@ -521,6 +544,12 @@ main(int argc, char **argv)
 		usage();
 
 	char *error = NULL;
+	sigemptyset(&handled_signals);
+	sigaddset(&handled_signals, SIGCHLD);
+	sigaddset(&handled_signals, SIGTERM);
+	sigaddset(&handled_signals, SIGINT);
+	sigaddset(&handled_signals, SIGHUP);
+	signals_block(true);
 	log_init("rampartd", true, LOG_LEVEL_INFO);
 	p->cfg = config_load(p->config_path, p->overrides, p->noverrides, &error);
 	if (p->cfg == NULL || check_tls(p->cfg, &error) < 0) {
@@ -574,10 +603,12 @@ main(int argc, char **argv)
 	struct event *ev_term = evsignal_new(p->base, SIGTERM, on_sigterm, p);
 	struct event *ev_int = evsignal_new(p->base, SIGINT, on_sigterm, p);
 	struct event *ev_hup = evsignal_new(p->base, SIGHUP, on_sighup, p);
+	p->ev_reload = evtimer_new(p->base, on_reload, p);
 	event_add(ev_chld, NULL);
 	event_add(ev_term, NULL);
 	event_add(ev_int, NULL);
 	event_add(ev_hup, NULL);
+	signals_block(false);
 	log_info("rampartd %s started: %u front process(es), hostname %s", RAMPART_VERSION,
 	    p->nfronts, p->cfg->hostname);
 	/* SIGCHLD may have arrived before the handler was in place. */
@@ -590,6 +621,7 @@ main(int argc, char **argv)
 	event_free(ev_term);
 	event_free(ev_int);
 	event_free(ev_hup);
+	event_free(p->ev_reload);
 	for (size_t i = 0; i < p->nlisten; i++) {
 		for (unsigned j = 0; j < p->nfronts; j++)
 			close(p->listen_fds[i][j]);

@@ -255,3 +255,40 @@ def test_children_run_as_configured_user(tmp_path, tls_files):
     finally:
         assert srv.stop() == 0
         subprocess.run(["rm", "-rf", str(base)])
+
+
+def test_signals_during_startup_do_not_kill_the_daemon(tmp_path, tls_files):
+    """SIGHUP while the daemon is still starting (its listeners already accept
+    connections, its handlers may not be in place yet) is handled, never fatal; a burst
+    of them makes one reload, not one each."""
+    srv = Rampart(tmp_path, tls_files)
+    srv.provision()
+    log = open(srv.logfile, "ab")
+    srv.proc = subprocess.Popen([str(BUILD / "rampartd"), "-d", "-c", str(srv.config)],
+                                stdout=log, stderr=subprocess.STDOUT)
+    try:
+        # Before main() runs no program can catch a signal; the daemon's first log
+        # line comes after it blocked them, which is where the storm starts.
+        deadline = time.time() + 10
+        while not srv.log_text():
+            assert time.time() < deadline and srv.proc.poll() is None
+            time.sleep(0.001)
+        end = time.time() + 1.0
+        while time.time() < end:
+            srv.proc.send_signal(signal.SIGHUP)
+            time.sleep(0.002)
+        assert srv.proc.poll() is None, srv.log_text()
+        deadline = time.time() + 10
+        while True:
+            try:
+                s = smtplib.SMTP("127.0.0.1", srv.ports["mx"], timeout=5)
+                break
+            except OSError:
+                assert time.time() < deadline
+                time.sleep(0.05)
+        s.sendmail("carol@remote.test", ["alice@example.test"], MSG % ("hup", "storm"))
+        s.quit()
+        srv.wait_messages("alice", 1)
+        assert srv.log_text().count("reloading") < 100   # ~500 signals, coalesced
+    finally:
+        assert srv.stop() == 0
