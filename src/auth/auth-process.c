@@ -187,6 +187,7 @@ auth_process_main(const struct config *cfg, int ctl_fd)
 	if (a.base == NULL || a.out == NULL || a.res == NULL)
 		fatal("auth: out of memory");
 	struct ipc_channel *ctl = proc_control_attach(a.base, ctl_fd, &hooks, &a);
+	proc_ready(ctl);
 	log_debug("auth: ready, directory %s", cfg->directory_path);
 	event_base_dispatch(a.base);
 	while (a.fronts != NULL)

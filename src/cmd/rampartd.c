@@ -51,8 +51,9 @@ struct child {
 	struct ipc_channel *ctl;
 	bool stopping;           /* asked to stop: do not restart */
 	bool draining;           /* ... and only to drain (reload), not to shut down */
-	time_t started;
-	unsigned quick_deaths;   /* restarts within a few seconds of start */
+	bool ready;              /* reported CTL_READY: it started and served */
+	unsigned failed_starts;  /* consecutive deaths before becoming ready */
+	struct event *restart;   /* delayed restart after a failed start */
 };
 
 struct parent {
@@ -180,7 +181,19 @@ close_other_fds(const int *keep, size_t nkeep)
 	}
 }
 
-static void on_child_ctl_frame(struct ipc_channel *ch, struct ipc_frame *f, void *arg) { }
+static struct child *find_child_by_channel(struct parent *p, struct ipc_channel *ch);
+
+static void
+on_child_ctl_frame(struct ipc_channel *ch, struct ipc_frame *f, void *arg)
+{
+	/* Children move between arrays on reload, so look them up by channel. */
+	struct child *c = find_child_by_channel(&parent, ch);
+	if (c != NULL && f->type == CTL_READY) {
+		c->ready = true;
+		c->failed_starts = 0;
+	}
+}
+
 static void on_child_ctl_close(struct ipc_channel *ch, void *arg) { }
 
 static void
@@ -251,7 +264,7 @@ spawn(struct parent *p, struct child *c, const struct config *cfg)
 	}
 	close(fds[1]);
 	c->pid = pid;
-	c->started = time(NULL);
+	c->ready = false;
 	c->stopping = false;
 	c->draining = false;
 	char name[32];
@@ -312,6 +325,37 @@ find_child(struct parent *p, pid_t pid)
 	return NULL;
 }
 
+static struct child *
+find_child_by_channel(struct parent *p, struct ipc_channel *ch)
+{
+	if (p->auth.ctl == ch)
+		return &p->auth;
+	if (p->queue.ctl == ch)
+		return &p->queue;
+	for (unsigned i = 0; i < p->nfronts; i++)
+		if (p->fronts[i].ctl == ch)
+			return &p->fronts[i];
+	for (size_t i = 0; i < p->nold; i++)
+		if (p->old_fronts[i].ctl == ch)
+			return &p->old_fronts[i];
+	return NULL;
+}
+
+static void
+restart_child(struct parent *p, struct child *c)
+{
+	spawn(p, c, p->cfg);
+	wire_child(p, c);
+}
+
+static void
+on_restart_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct child *c = arg;
+	if (!parent.shutting_down && c->pid == 0)
+		restart_child(&parent, c);
+}
+
 static bool
 fronts_alive(struct parent *p)
 {
@@ -362,20 +406,32 @@ on_sigchld(evutil_socket_t sig, short what, void *arg)
 			log_debug("%s/%u %s", proc_kind_name(c->kind), c->index, how);
 			continue;
 		}
-		log_error("%s/%u (pid %ld) %s; restarting", proc_kind_name(c->kind), c->index,
-		    (long)pid, how);
-		/* A child that keeps dying at start-up would spin: slow it down. */
-		c->quick_deaths = time(NULL) - c->started < 5 ? c->quick_deaths + 1 : 0;
-		if (c->quick_deaths > 5)
-			fatal("%s keeps failing at start-up; giving up", proc_kind_name(c->kind));
-		if (c->quick_deaths > 0)
-			sleep(1);
-		const struct config *cfg = c->kind == PROC_FRONT && c->generation != p->generation ?
-		    NULL : p->cfg;
-		if (cfg == NULL)
+		if (c->kind == PROC_FRONT && c->generation != p->generation) {
+			log_error("%s/%u (pid %ld) %s", proc_kind_name(c->kind), c->index, (long)pid, how);
 			continue;   /* an old-generation front is not restarted */
-		spawn(p, c, cfg);
-		wire_child(p, c);
+		}
+		if (c->ready) {
+			/* It served, then died: restart at once, the service matters. */
+			log_error("%s/%u (pid %ld) %s; restarting", proc_kind_name(c->kind), c->index,
+			    (long)pid, how);
+			restart_child(p, c);
+			continue;
+		}
+		/* It died before it was ready: a start-up failure (bad permissions, a
+		 * broken database...). Back off, 1 s doubling to 60 s, without ever
+		 * blocking this loop, and give up after 10 failures in a row. */
+		if (++c->failed_starts > 10)
+			fatal("%s keeps failing at start-up; giving up", proc_kind_name(c->kind));
+		int delay = 1 << (c->failed_starts < 6 ? c->failed_starts - 1 : 6);
+		if (delay > 60)
+			delay = 60;
+		log_error("%s/%u (pid %ld) %s before it was ready; restarting in %d s",
+		    proc_kind_name(c->kind), c->index, (long)pid, how, delay);
+		if (c->restart != NULL)
+			event_free(c->restart);
+		c->restart = evtimer_new(p->base, on_restart_timer, c);
+		struct timeval tv = { delay, 0 };
+		evtimer_add(c->restart, &tv);
 	}
 	if (p->shutting_down)
 		shutdown_step(p);

@@ -308,6 +308,7 @@ front_process_main(const struct config *cfg, unsigned index, int ctl_fd, const i
 		if (fl->lev == NULL)
 			fatal("front: cannot listen on %s", fl->cfg->name);
 	}
+	proc_ready(ctl);
 	event_base_dispatch(f.base);
 
 	while (f.conns != NULL) {

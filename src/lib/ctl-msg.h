@@ -16,6 +16,7 @@ struct evbuffer;
 enum ctl_msg_type {
 	CTL_PEER = 1,   /* parent → child: the attached fd is a channel to (kind, index) */
 	CTL_STOP,       /* parent → child: stop accepting, finish within grace seconds, exit */
+	CTL_READY,      /* child → parent: set up and serving (no payload) */
 };
 
 enum proc_kind { PROC_PARENT, PROC_AUTH, PROC_QUEUE, PROC_FRONT };

@@ -67,6 +67,12 @@ proc_control_attach(struct event_base *base, int ctl_fd, const struct proc_hooks
 }
 
 void
+proc_ready(struct ipc_channel *ctl)
+{
+	ipc_send(ctl, CTL_READY, 0, NULL, 0, -1);
+}
+
+void
 proc_set_role(const char *role)
 {
 	char comm[16], ident[64];

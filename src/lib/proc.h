@@ -25,6 +25,9 @@ struct proc_hooks {
 /* Sets up the control channel on ctl_fd; the returned channel lives until exit. */
 struct ipc_channel *proc_control_attach(struct event_base *base, int ctl_fd,
     const struct proc_hooks *hooks, void *ctx);
+/* Tells the parent this child is set up and serving: a death after this is a
+ * crash to restart from at once, not a start-up failure to back off from. */
+void proc_ready(struct ipc_channel *ctl);
 /* Names the process "rampartd-ROLE" in ps and /proc/PID/comm, and in the log. */
 void proc_set_role(const char *role);
 /* Switches to cfg->user when running as root and a user is configured. */

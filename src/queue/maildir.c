@@ -381,6 +381,9 @@ maildir_deliver(const char *maildir, int src_fd, off_t offset, const char *prepe
 			err = errno, what = "search for an earlier delivery";
 			goto out;
 		}
+		/* A crash between link() into new/ and the unlink of tmp/ leaves the
+		 * temporary copy behind: it is not needed any more. */
+		unlinkat(m.sub[MD_TMP], unique, 0);
 		/* Make sure the earlier delivery is durable before saying so. */
 		if (fsync(m.sub[MD_NEW]) < 0) {
 			err = errno, what = "fsync new/";

@@ -396,6 +396,7 @@ queue_process_main(const struct config *cfg, int ctl_fd)
 	struct ipc_channel *ctl = proc_control_attach(q.base, ctl_fd, &hooks, &q);
 	if (spool_list(q.spool, queue_recover_one, &q, &error) < 0)
 		log_error("queue: listing the queue: %s", error);
+	proc_ready(ctl);
 	event_base_dispatch(q.base);
 
 	/* Finish what is running: commits answer their fronts, deliveries record. */

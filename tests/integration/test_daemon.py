@@ -292,3 +292,60 @@ def test_signals_during_startup_do_not_kill_the_daemon(tmp_path, tls_files):
         assert srv.log_text().count("reloading") < 100   # ~500 signals, coalesced
     finally:
         assert srv.stop() == 0
+
+
+def test_repeated_kills_of_a_ready_child_never_stop_the_daemon(server):
+    """A child that had started and served is restarted at once however often it dies:
+    only deaths before it is ready (start-up failures) back off and can give up."""
+    for round_ in range(8):
+        pid = server.pids("queue")[0]
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.time() + 10
+        while True:
+            new = [p for p in server.pids("queue") if p != pid]
+            if new and "queue/0 (pid %d)" % pid in server.log_text():
+                break
+            assert server.proc.poll() is None, server.log_text()[-2000:]
+            assert time.time() < deadline, server.log_text()[-2000:]
+            time.sleep(0.02)
+        # wait until the new queue is serving before the next kill
+        s = smtplib.SMTP("127.0.0.1", server.ports["mx"])
+        s.sendmail("carol@remote.test", ["alice@example.test"], MSG % ("kill", round_))
+        s.quit()
+    server.wait_messages("alice", 8)
+    assert "giving up" not in server.log_text()
+    assert "before it was ready" not in server.log_text()
+
+
+def test_child_failing_at_startup_backs_off(tmp_path, tls_files):
+    """A queue that cannot start (its spool is unusable) is retried with growing delays,
+    the parent's loop keeps running (fronts answer 451), and it recovers once fixed."""
+    srv = Rampart(tmp_path, tls_files)
+    srv.provision()
+    srv.state.mkdir(parents=True, exist_ok=True)
+    srv.spool.write_text("a file where the spool directory should be")
+    srv.start()
+    try:
+        deadline = time.time() + 10
+        while "before it was ready; restarting in 2 s" not in srv.log_text():
+            assert time.time() < deadline, srv.log_text()[-2000:]
+            time.sleep(0.05)
+        s = smtplib.SMTP("127.0.0.1", srv.ports["mx"], timeout=5)   # fronts still answer
+        s.ehlo()
+        s.mail("carol@remote.test")
+        s.rcpt("alice@example.test")
+        code, _ = s.docmd("DATA")
+        assert code == 451
+        s.close()
+        srv.spool.unlink()
+        deadline = time.time() + 20
+        while not srv.pids("queue"):
+            assert time.time() < deadline, srv.log_text()[-2000:]
+            time.sleep(0.1)
+        time.sleep(0.5)
+        s = smtplib.SMTP("127.0.0.1", srv.ports["mx"], timeout=5)
+        s.sendmail("carol@remote.test", ["alice@example.test"], MSG % ("fixed", "spool"))
+        s.quit()
+        srv.wait_messages("alice", 1)
+    finally:
+        assert srv.stop() == 0
