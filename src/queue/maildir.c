@@ -1,5 +1,6 @@
 /* maildir — see maildir.h. */
 #include "lib/error.h"
+#include "lib/fdio.h"
 #include "queue/maildir.h"
 
 #include <dirent.h>
@@ -288,25 +289,10 @@ struct lf_copy {
 };
 
 static int
-write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-		if (n < 0 && errno != EINTR)
-			return -1;
-		if (n > 0) {
-			buf += n;
-			len -= (size_t)n;
-		}
-	}
-	return 0;
-}
-
-static int
 copy_byte(struct lf_copy *c, char ch)
 {
 	if (c->len == sizeof(c->out)) {
-		if (write_all(c->fd, c->out, c->len) < 0)
+		if (fd_write_all(c->fd, c->out, c->len) < 0)
 			return -1;
 		c->len = 0;
 	}
@@ -353,7 +339,7 @@ copy_message(struct lf_copy *c, const char *prepend, int src_fd, off_t offset)
 	}
 	if (c->cr && copy_byte(c, '\r') < 0)
 		return -1;
-	return write_all(c->fd, c->out, c->len);
+	return fd_write_all(c->fd, c->out, c->len);
 }
 
 int

@@ -1,5 +1,6 @@
 /* spool — see spool.h for the life of a message and the file format. */
 #include "lib/error.h"
+#include "lib/fdio.h"
 #include "queue/spool.h"
 
 #include <dirent.h>
@@ -201,21 +202,6 @@ build_header(struct envelope *e, const char *id, char **buf_r, size_t *len_r)
 	return 0;
 }
 
-static int
-write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-		if (n < 0 && errno != EINTR)
-			return -1;
-		if (n > 0) {
-			buf += n;
-			len -= (size_t)n;
-		}
-	}
-	return 0;
-}
-
 int
 spool_create(struct spool *s, struct envelope *e, int *fd_r, const char **error_r)
 {
@@ -240,7 +226,7 @@ spool_create(struct spool *s, struct envelope *e, int *fd_r, const char **error_
 		err = ENOMEM, what = "build the header of";
 		goto out;
 	}
-	if (write_all(fd, hdr, hdr_len) < 0) {
+	if (fd_write_all(fd, hdr, hdr_len) < 0) {
 		err = errno, what = "write";
 		goto out;
 	}
