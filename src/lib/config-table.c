@@ -53,8 +53,6 @@ const struct setting config_settings[] = {
 	  "On SIGTERM, how long open sessions may take to finish before they are closed." },
 	{ "reload_grace", SETTING_DURATION, "1h", C(reload_grace), 0, 86400,
 	  "After SIGHUP, how long sessions begun under the previous configuration may continue." },
-	{ "received_show_client", SETTING_BOOL, "false", C(received_show_client), NOLIMIT,
-	  "Show the client address of authenticated submitters in Received: (privacy of submitters)." },
 	{ "recipient_delimiter", SETTING_STRING, "+", C(recipient_delimiter), NOLIMIT,
 	  "Subaddress separator: user+tag@domain is delivered to user@domain; empty = off." },
 	{ "argon2_opslimit", SETTING_INT, "3", C(argon2_opslimit), 1, 64,
@@ -69,8 +67,6 @@ const struct setting config_settings[] = {
 	  "First retry delay after a temporary delivery failure; doubles each time." },
 	{ "queue_retry_max", SETTING_DURATION, "1h", C(queue_retry_max), 1, 604800,
 	  "Longest delay between two delivery attempts." },
-	{ "queue_lifetime", SETTING_DURATION, "5d", C(queue_lifetime), 60, 2592000,
-	  "How long a message may stay in the queue before it is given up." },
 	{ "delivery_workers", SETTING_INT, "4", C(delivery_workers), 1, 64,
 	  "Threads in the queue process that write, fsync and deliver messages." },
 };

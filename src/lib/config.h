@@ -62,7 +62,6 @@ struct config {
 	int64_t smtp_data_timeout;      /* seconds */
 	int64_t shutdown_grace;         /* seconds */
 	int64_t reload_grace;           /* seconds */
-	bool received_show_client;      /* reserved for authenticated submitters */
 	char *recipient_delimiter;
 	/* directory and passwords */
 	int64_t argon2_opslimit;
@@ -72,7 +71,6 @@ struct config {
 	/* queue */
 	int64_t queue_retry_min;        /* seconds */
 	int64_t queue_retry_max;        /* seconds */
-	int64_t queue_lifetime;         /* seconds */
 	int64_t delivery_workers;       /* threads doing fsync-heavy queue work */
 
 	struct config_listener *listeners;

@@ -58,7 +58,6 @@ test_file_with_listeners_and_units(void **state)
 	    "hostname = \"mx.example.org\"\n"
 	    "message_size_limit = 10M\n"
 	    "smtp_data_timeout = 2m\n"
-	    "received_show_client = yes\n"
 	    "tls_cert = \"/c\"\ntls_key = \"/k\"\n"
 	    "listener mx { role = mx address = \"::1\" port = 2525 }\n"
 	    "listener sub { role = submission port = 587 }\n", &error);
@@ -66,7 +65,6 @@ test_file_with_listeners_and_units(void **state)
 	assert_string_equal(c->hostname, "mx.example.org");
 	assert_int_equal(c->message_size_limit, 10 * 1024 * 1024);
 	assert_int_equal(c->smtp_data_timeout, 120);
-	assert_true(c->received_show_client);
 	assert_int_equal(c->nlisteners, 2);
 	assert_string_equal(c->listeners[0].name, "mx");
 	assert_string_equal(c->listeners[0].address, "::1");
