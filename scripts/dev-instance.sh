@@ -53,10 +53,14 @@ Rampart development instance (config $CONF)
   submissions  127.0.0.1:$SUBS_PORT    (implicit TLS)
   mail store   $RUN/state/mail/example.test/dev/Maildir
 
-Send a test message from another terminal:
+Send a test message from another terminal (as a stranger, over the MX port):
   swaks --server 127.0.0.1:$MX_PORT --from you@example.org --to dev@example.test
   /usr/bin/python3 -c "import smtplib; smtplib.SMTP('127.0.0.1', $MX_PORT).sendmail('you@example.org', ['dev@example.test'], 'Subject: hello\r\n\r\nIt works.\r\n')"
 Then: ls $RUN/state/mail/example.test/dev/Maildir/new
+
+Submit as dev@example.test (STARTTLS, then AUTH; swaks asks for the password):
+  swaks --server 127.0.0.1:$SUB_PORT --tls --auth PLAIN --auth-user dev@example.test --from dev@example.test --to dev@example.test
+Every login attempt is in $RUN/state/audit.log:  build/rampart -c $CONF log -f
 
 INFO
 exec "$RAMPARTD" -d -c "$CONF"

@@ -11,7 +11,8 @@ if [ ! -f "$BUILD/build.ninja" ]; then
         -Db_sanitize=address,undefined -Db_lundef=false -Dc_args=-fsanitize=fuzzer-no-link >/dev/null
 fi
 ninja -C "$BUILD" >/dev/null
-for t in fuzz-smtp-command fuzz-smtp-address fuzz-smtp-data fuzz-ipc-decode; do
+for dir in "$TOP"/tests/fuzz/corpus/*/; do
+    t=$(basename "$dir")
     work=$(mktemp -d)
     cp "$TOP/tests/fuzz/corpus/$t/"* "$work/"
     echo "fuzz: $t for ${SECONDS_EACH}s"

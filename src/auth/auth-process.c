@@ -1,6 +1,7 @@
 /* auth-process — see auth-process.h. */
 #include "auth/auth-process.h"
 #include "auth/auth-msg.h"
+#include "auth/auth-private.h"
 #include "auth/directory.h"
 #include "lib/config.h"
 #include "lib/ipc.h"
@@ -13,21 +14,6 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
-
-struct auth_front {
-	struct auth_front *next, **prevp;
-	struct ipc_channel *ch;
-	struct auth_ctx *auth;
-};
-
-struct auth_ctx {
-	const struct config *cfg;
-	struct event_base *base;
-	struct directory *dir;
-	struct auth_front *fronts;
-	struct evbuffer *out;
-	struct auth_rcpt_res *res;   /* large; one reused answer buffer */
-};
 
 struct postmaster_search {
 	struct auth_ctx *a;
@@ -127,11 +113,28 @@ auth_on_front_frame(struct ipc_channel *ch, struct ipc_frame *f, void *arg)
 	case AUTH_RCPT_REQ:
 		auth_answer_rcpt(fr->auth, ch, f);
 		break;
+	case AUTH_LOGIN_REQ:
+		auth_login_request(fr, f);
+		break;
+	case AUTH_LOGIN_REPORT:
+		auth_login_report(fr, f);
+		break;
+	case AUTH_SENDER_REQ:
+		auth_sender_request(fr, f);
+		break;
 	default:
 		log_warn("auth: unknown message type %u from %s", f->type, ipc_channel_peer(ch));
 	}
 }
 
+void
+auth_front_release(struct auth_front *fr)
+{
+	if (fr->ch == NULL && fr->pending == 0)
+		free(fr);
+}
+
+/* The channel goes now; logins still hashing keep the struct until they end. */
 static void
 auth_on_front_close(struct ipc_channel *ch, void *arg)
 {
@@ -140,7 +143,7 @@ auth_on_front_close(struct ipc_channel *ch, void *arg)
 	if (fr->next != NULL)
 		fr->next->prevp = fr->prevp;
 	ipc_channel_free(&fr->ch);
-	free(fr);
+	auth_front_release(fr);
 }
 
 static void
@@ -186,12 +189,17 @@ auth_process_main(const struct config *cfg, int ctl_fd)
 	a.res = calloc(1, sizeof(*a.res));
 	if (a.base == NULL || a.out == NULL || a.res == NULL)
 		fatal("auth: out of memory");
+	const char *err;
+	if (auth_guard_init(&a, &err) < 0 || auth_login_init(&a, &err) < 0)
+		fatal("auth: %s", err);
 	struct ipc_channel *ctl = proc_control_attach(a.base, ctl_fd, &hooks, &a);
 	proc_ready(ctl);
 	log_debug("auth: ready, directory %s", cfg->directory_path);
 	event_base_dispatch(a.base);
 	while (a.fronts != NULL)
 		auth_on_front_close(a.fronts->ch, a.fronts);
+	auth_login_deinit(&a);   /* finishes logins in flight (their fronts are gone) */
+	auth_guard_deinit(&a);
 	ipc_channel_free(&ctl);
 	directory_close(&a.dir);
 	evbuffer_free(a.out);

@@ -24,6 +24,11 @@ enum directory_stmt_id {
 	S_USER_LIST, S_USER_LIST_DOMAIN,
 	S_ALIAS_EXISTS, S_ALIAS_ANY, S_ALIAS_COUNT, S_ALIAS_ADD, S_ALIAS_TARGETS,
 	S_ALIAS_DEL_ONE, S_ALIAS_DEL_ALL, S_ALIAS_LIST, S_ALIAS_LIST_DOMAIN,
+	S_LOGIN_GET, S_USER_SET_SMTP, S_USER_SET_IMAP, S_USER_SET_POP3, S_USER_SET_NETWORKS,
+	S_USER_SET_ENABLED, S_DOMAIN_SET_SMTP, S_DOMAIN_SET_IMAP, S_DOMAIN_SET_POP3, S_DOMAIN_GET,
+	S_SENDAS_ADD, S_SENDAS_DEL, S_SENDAS_LIST, S_SENDAS_LIST_USER, S_SENDAS_MATCH,
+	S_BLOCK_PUT, S_BLOCK_DEL, S_BLOCK_LIST, S_BLOCK_PRUNE, S_KNOWN_PUT, S_KNOWN_LIST,
+	S_KNOWN_PRUNE, S_DATA_VERSION,
 	S_COUNT
 };
 
@@ -48,8 +53,14 @@ sqlite3_stmt *directory_prep(struct directory *dir, enum directory_stmt_id id,
 /* One step: 1 row, 0 done, -1 error (the statement is then reset). */
 int directory_step(struct directory *dir, sqlite3_stmt *st, const char **error_r);
 void directory_stmt_done(sqlite3_stmt *st);
+/* Runs st (NULL: a failed prepare) to completion and resets it: 0 or -1. */
+int directory_run(struct directory *dir, sqlite3_stmt *st, const char **error_r);
 /* Runs st (NULL: a failed prepare) to its first row: 1 a row, 0 none, -1 error. Resets. */
 int directory_exists(struct directory *dir, sqlite3_stmt *st, const char **error_r);
+/* Steps st through its rows calling cb(column 0, column 1 or NULL, ctx); stops
+ * when cb returns non-zero. 0 or -1. */
+int directory_list_rows(struct directory *dir, sqlite3_stmt *st, int ncols,
+    int (*cb)(const char *, const char *, void *), void *ctx, const char **error_r);
 /* A read (deferred) or write (IMMEDIATE, waits for the busy timeout) transaction. */
 int directory_begin(struct directory *dir, bool write, const char **error_r);
 int directory_commit(struct directory *dir, const char **error_r);

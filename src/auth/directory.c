@@ -50,6 +50,33 @@ static const char *const migrations[] = {
 	"  UNIQUE (address, target)"
 	");"
 	"CREATE INDEX aliases_domain ON aliases(domain, address);",
+	/* 2: per-domain and per-user protocol switches, user networks, send-as
+	 * grants, and the guard's state that must survive a restart */
+	"ALTER TABLE domains ADD COLUMN smtp_auth INTEGER NOT NULL DEFAULT 1;"
+	"ALTER TABLE domains ADD COLUMN imap INTEGER NOT NULL DEFAULT 1;"
+	"ALTER TABLE domains ADD COLUMN pop3 INTEGER NOT NULL DEFAULT 1;"
+	"ALTER TABLE users ADD COLUMN smtp_auth INTEGER;"   /* NULL: the domain's */
+	"ALTER TABLE users ADD COLUMN imap INTEGER;"
+	"ALTER TABLE users ADD COLUMN pop3 INTEGER;"
+	"ALTER TABLE users ADD COLUMN networks TEXT NOT NULL DEFAULT '';"
+	"CREATE TABLE send_as ("
+	"  id INTEGER PRIMARY KEY,"
+	"  user TEXT NOT NULL REFERENCES users(address) ON DELETE CASCADE,"
+	"  address TEXT NOT NULL,"   /* local@domain, or @domain for the whole domain */
+	"  created INTEGER NOT NULL,"
+	"  UNIQUE (user, address)"
+	");"
+	"CREATE TABLE guard_blocks ("
+	"  network TEXT NOT NULL PRIMARY KEY,"
+	"  until_ms INTEGER NOT NULL,"
+	"  level INTEGER NOT NULL"
+	");"
+	"CREATE TABLE guard_known ("
+	"  user TEXT NOT NULL,"
+	"  host TEXT NOT NULL,"
+	"  until_ms INTEGER NOT NULL,"
+	"  PRIMARY KEY (user, host)"
+	");",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -82,6 +109,35 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_ALIAS_LIST] = "SELECT address, target FROM aliases ORDER BY address, target",
 	[S_ALIAS_LIST_DOMAIN] = "SELECT address, target FROM aliases WHERE domain = ?1"
 	    " ORDER BY address, target",
+	[S_LOGIN_GET] = "SELECT u.address, u.password_hash, u.enabled,"
+	    " coalesce(u.smtp_auth, d.smtp_auth), coalesce(u.imap, d.imap),"
+	    " coalesce(u.pop3, d.pop3), u.networks, u.smtp_auth, u.imap, u.pop3"
+	    " FROM users u JOIN domains d ON d.name = u.domain WHERE u.address = ?1",
+	[S_USER_SET_SMTP] = "UPDATE users SET smtp_auth = ?2, updated = ?3 WHERE address = ?1",
+	[S_USER_SET_IMAP] = "UPDATE users SET imap = ?2, updated = ?3 WHERE address = ?1",
+	[S_USER_SET_POP3] = "UPDATE users SET pop3 = ?2, updated = ?3 WHERE address = ?1",
+	[S_USER_SET_NETWORKS] = "UPDATE users SET networks = ?2, updated = ?3 WHERE address = ?1",
+	[S_USER_SET_ENABLED] = "UPDATE users SET enabled = ?2, updated = ?3 WHERE address = ?1",
+	[S_DOMAIN_SET_SMTP] = "UPDATE domains SET smtp_auth = ?2 WHERE name = ?1",
+	[S_DOMAIN_SET_IMAP] = "UPDATE domains SET imap = ?2 WHERE name = ?1",
+	[S_DOMAIN_SET_POP3] = "UPDATE domains SET pop3 = ?2 WHERE name = ?1",
+	[S_DOMAIN_GET] = "SELECT smtp_auth, imap, pop3 FROM domains WHERE name = ?1",
+	[S_SENDAS_ADD] = "INSERT INTO send_as(user, address, created) VALUES (?1, ?2, ?3)",
+	[S_SENDAS_DEL] = "DELETE FROM send_as WHERE user = ?1 AND address = ?2",
+	[S_SENDAS_LIST] = "SELECT user, address FROM send_as ORDER BY user, address",
+	[S_SENDAS_LIST_USER] = "SELECT user, address FROM send_as WHERE user = ?1"
+	    " ORDER BY address",
+	[S_SENDAS_MATCH] = "SELECT 1 FROM send_as WHERE user = ?1 AND address IN (?2, ?3, ?4)",
+	[S_BLOCK_PUT] = "INSERT INTO guard_blocks(network, until_ms, level) VALUES (?1, ?2, ?3)"
+	    " ON CONFLICT(network) DO UPDATE SET until_ms = ?2, level = ?3",
+	[S_BLOCK_DEL] = "DELETE FROM guard_blocks WHERE network = ?1",
+	[S_BLOCK_LIST] = "SELECT network, until_ms, level FROM guard_blocks ORDER BY network",
+	[S_BLOCK_PRUNE] = "DELETE FROM guard_blocks WHERE until_ms < ?1",
+	[S_KNOWN_PUT] = "INSERT INTO guard_known(user, host, until_ms) VALUES (?1, ?2, ?3)"
+	    " ON CONFLICT(user, host) DO UPDATE SET until_ms = ?3",
+	[S_KNOWN_LIST] = "SELECT user, host, until_ms FROM guard_known WHERE until_ms >= ?1",
+	[S_KNOWN_PRUNE] = "DELETE FROM guard_known WHERE until_ms < ?1",
+	[S_DATA_VERSION] = "PRAGMA data_version",
 };
 
 /* ---------------------------------------------------------------- errors */
@@ -171,8 +227,8 @@ directory_step(struct directory *dir, sqlite3_stmt *st, const char **error_r)
 }
 
 /* Runs a statement to completion (and resets it): 0 or -1. */
-static int
-dir_run(struct directory *dir, sqlite3_stmt *st, const char **error_r)
+int
+directory_run(struct directory *dir, sqlite3_stmt *st, const char **error_r)
 {
 	if (st == NULL)
 		return -1;
@@ -199,13 +255,13 @@ int
 directory_begin(struct directory *dir, bool write, const char **error_r)
 {
 	enum directory_stmt_id id = write ? S_BEGIN_IMMEDIATE : S_BEGIN;
-	return dir_run(dir, directory_stmt(dir, id, error_r), error_r);
+	return directory_run(dir, directory_stmt(dir, id, error_r), error_r);
 }
 
 int
 directory_commit(struct directory *dir, const char **error_r)
 {
-	return dir_run(dir, directory_stmt(dir, S_COMMIT, error_r), error_r);
+	return directory_run(dir, directory_stmt(dir, S_COMMIT, error_r), error_r);
 }
 
 /* Ends a failed transaction; keeps the first error message. */
@@ -250,6 +306,7 @@ mkdir_parents(const char *path, char **error_r)
 static int
 migrate(struct directory *dir, char **error_r)
 {
+	int first = -1;   /* the version found: 0 = a new database */
 	for (;;) {
 		const char *err = NULL;
 		int rc = SQLITE_OK;
@@ -286,7 +343,9 @@ migrate(struct directory *dir, char **error_r)
 			goto db_fail;
 		if (directory_commit(dir, &err) < 0)
 			goto fail;
-		if (version > 0)   /* an upgrade of existing data is worth a line */
+		if (first < 0)
+			first = version;
+		if (first > 0)   /* an upgrade of existing data is worth a line */
 			log_info("directory: migrated schema to version %d", version + 1);
 		continue;
 db_fail:
@@ -385,7 +444,7 @@ directory_domain_add(struct directory *dir, const char *name, const char **error
 	sqlite3_stmt *st = directory_prep(dir, S_DOMAIN_ADD, error_r, 1, dom);
 	if (st != NULL)
 		sqlite3_bind_int64(st, 2, (sqlite3_int64)time(NULL));
-	if (dir_run(dir, st, error_r) < 0 || directory_commit(dir, error_r) < 0)
+	if (directory_run(dir, st, error_r) < 0 || directory_commit(dir, error_r) < 0)
 		return directory_rollback(dir);
 	return 0;
 }
@@ -416,7 +475,7 @@ directory_domain_del(struct directory *dir, const char *name, bool force,
 		    "alias target(s); delete them first or force the deletion (--force).", dom,
 		    users, aliases);
 	}
-	if (dir_run(dir, directory_prep(dir, S_DOMAIN_DEL, error_r, 1, dom), error_r) < 0 ||
+	if (directory_run(dir, directory_prep(dir, S_DOMAIN_DEL, error_r, 1, dom), error_r) < 0 ||
 	    directory_commit(dir, error_r) < 0)
 		return directory_rollback(dir);
 	if (users > 0 || aliases > 0)
@@ -436,8 +495,8 @@ directory_domain_exists(struct directory *dir, const char *name, const char **er
 }
 
 /* Runs a listing statement and calls back with its one or two text columns. */
-static int
-dir_list(struct directory *dir, sqlite3_stmt *st, int ncols,
+int
+directory_list_rows(struct directory *dir, sqlite3_stmt *st, int ncols,
     int (*cb)(const char *, const char *, void *), void *ctx, const char **error_r)
 {
 	if (st == NULL)
@@ -476,7 +535,7 @@ directory_domain_list(struct directory *dir, directory_domain_cb *cb, void *ctx,
     const char **error_r)
 {
 	struct list_adapter ad = { .cb1 = cb, .ctx = ctx };
-	return dir_list(dir, directory_stmt(dir, S_DOMAIN_LIST, error_r), 1, list_adapt, &ad,
+	return directory_list_rows(dir, directory_stmt(dir, S_DOMAIN_LIST, error_r), 1, list_adapt, &ad,
 	    error_r);
 }
 
@@ -528,7 +587,7 @@ directory_user_add(struct directory *dir, const char *address, const char *hash,
 	sqlite3_stmt *st = directory_prep(dir, S_USER_ADD, error_r, 4, addr, local, dom, hash);
 	if (st != NULL)
 		sqlite3_bind_int64(st, 5, (sqlite3_int64)time(NULL));
-	if (dir_run(dir, st, error_r) < 0 || directory_commit(dir, error_r) < 0)
+	if (directory_run(dir, st, error_r) < 0 || directory_commit(dir, error_r) < 0)
 		return directory_rollback(dir);
 	return 0;
 }
@@ -546,7 +605,7 @@ user_write(struct directory *dir, enum directory_stmt_id id, const char *address
 	sqlite3_stmt *st = directory_prep(dir, id, error_r, hash != NULL ? 2 : 1, addr, hash);
 	if (st != NULL && hash != NULL)
 		sqlite3_bind_int64(st, 3, (sqlite3_int64)time(NULL));
-	if (dir_run(dir, st, error_r) < 0)
+	if (directory_run(dir, st, error_r) < 0)
 		return directory_rollback(dir);
 	if (sqlite3_changes(dir->db) == 0) {
 		directory_rollback(dir);
@@ -609,11 +668,11 @@ directory_user_list(struct directory *dir, const char *domain, directory_user_cb
 	char dom[DIRECTORY_DOMAIN_MAX + 1];
 	struct list_adapter ad = { .cb1 = cb, .ctx = ctx };
 	if (domain == NULL)
-		return dir_list(dir, directory_stmt(dir, S_USER_LIST, error_r), 1, list_adapt, &ad,
+		return directory_list_rows(dir, directory_stmt(dir, S_USER_LIST, error_r), 1, list_adapt, &ad,
 		    error_r);
 	if (directory_domain_normalize(domain, dom, sizeof(dom), error_r) < 0)
 		return -1;
-	return dir_list(dir, directory_prep(dir, S_USER_LIST_DOMAIN, error_r, 1, dom), 1,
+	return directory_list_rows(dir, directory_prep(dir, S_USER_LIST_DOMAIN, error_r, 1, dom), 1,
 	    list_adapt, &ad, error_r);
 }
 
@@ -707,7 +766,7 @@ directory_alias_add(struct directory *dir, const char *alias, const char *target
 	st = directory_prep(dir, S_ALIAS_ADD, error_r, 3, addr, dom, tgt);
 	if (st != NULL)
 		sqlite3_bind_int64(st, 4, (sqlite3_int64)time(NULL));
-	if (dir_run(dir, st, error_r) < 0 || directory_commit(dir, error_r) < 0)
+	if (directory_run(dir, st, error_r) < 0 || directory_commit(dir, error_r) < 0)
 		return directory_rollback(dir);
 	return 0;
 }
@@ -726,7 +785,7 @@ directory_alias_del(struct directory *dir, const char *alias, const char *target
 	/* target compares case-insensitively (COLLATE NOCASE on the column) */
 	sqlite3_stmt *st = target == NULL ? directory_prep(dir, S_ALIAS_DEL_ALL, error_r, 1, addr) :
 	    directory_prep(dir, S_ALIAS_DEL_ONE, error_r, 2, addr, target);
-	if (dir_run(dir, st, error_r) < 0)
+	if (directory_run(dir, st, error_r) < 0)
 		return directory_rollback(dir);
 	if (sqlite3_changes(dir->db) == 0) {
 		directory_rollback(dir);
@@ -745,10 +804,10 @@ directory_alias_list(struct directory *dir, const char *domain, directory_alias_
 	char dom[DIRECTORY_DOMAIN_MAX + 1];
 	struct list_adapter ad = { .cb2 = cb, .ctx = ctx };
 	if (domain == NULL)
-		return dir_list(dir, directory_stmt(dir, S_ALIAS_LIST, error_r), 2, list_adapt, &ad,
+		return directory_list_rows(dir, directory_stmt(dir, S_ALIAS_LIST, error_r), 2, list_adapt, &ad,
 		    error_r);
 	if (directory_domain_normalize(domain, dom, sizeof(dom), error_r) < 0)
 		return -1;
-	return dir_list(dir, directory_prep(dir, S_ALIAS_LIST_DOMAIN, error_r, 1, dom), 2,
+	return directory_list_rows(dir, directory_prep(dir, S_ALIAS_LIST_DOMAIN, error_r, 1, dom), 2,
 	    list_adapt, &ad, error_r);
 }

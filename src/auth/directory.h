@@ -21,6 +21,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* How long a writer waits for another process's transaction before giving up. */
 #define DIRECTORY_BUSY_TIMEOUT_MS 5000
@@ -134,6 +135,83 @@ int directory_lookup_rcpt(struct directory *dir, const char *address, char delim
     struct directory_rcpt *out, const char **error_r);
 /* Frees the lists and zeroes *rcpt (safe on a zeroed or already freed one). */
 void directory_rcpt_free(struct directory_rcpt *rcpt);
+
+/* ---- logins (directory-login.c) ---- */
+enum directory_protocol {
+	DIRECTORY_PROTO_SMTP,    /* SMTP AUTH (submission) */
+	DIRECTORY_PROTO_IMAP,
+	DIRECTORY_PROTO_POP3,
+	DIRECTORY_PROTO_COUNT
+};
+const char *directory_protocol_name(enum directory_protocol p);   /* "smtp-auth", "imap", "pop3" */
+
+/* What the auth process needs to decide a login; one read, one snapshot. */
+struct directory_login {
+	char address[DIRECTORY_ADDRESS_MAX + 1];   /* canonical */
+	char *hash;                                /* encoded password hash (malloc'd) */
+	bool enabled;
+	bool protocol[DIRECTORY_PROTO_COUNT];      /* effective: the user's, else the domain's */
+	int user_protocol[DIRECTORY_PROTO_COUNT];  /* the user's own: 1, 0, or -1 = domain default */
+	char *networks;                            /* CIDR list the user may log in from; "" = any */
+};
+/* 1 and *out filled, 0 when there is no such user (or the name is not an
+ * address), -1 on error. Free with directory_login_free() (wipes the hash). */
+int directory_login_get(struct directory *dir, const char *address, struct directory_login *out,
+    const char **error_r);
+void directory_login_free(struct directory_login *l);
+
+/* value: 1 on, 0 off, -1 back to the domain's default. */
+int directory_user_set_protocol(struct directory *dir, const char *address,
+    enum directory_protocol p, int value, const char **error_r);
+/* networks: a CIDR list ("10.0.0.0/8, 2001:db8::/32"), "" for any. */
+int directory_user_set_networks(struct directory *dir, const char *address,
+    const char *networks, const char **error_r);
+int directory_user_set_enabled(struct directory *dir, const char *address, bool enabled,
+    const char **error_r);
+int directory_domain_set_protocol(struct directory *dir, const char *domain,
+    enum directory_protocol p, bool on, const char **error_r);
+/* 1 and the domain's switches, 0 when there is no such domain. */
+int directory_domain_get_protocols(struct directory *dir, const char *domain,
+    bool on_r[DIRECTORY_PROTO_COUNT], const char **error_r);
+
+/* ---- sender rights ---- */
+/* A send-as grant lets user send as address: "local@domain", or "@domain" for
+ * every address of a domain. The user must exist; the address may be anywhere. */
+int directory_send_as_add(struct directory *dir, const char *user, const char *address,
+    const char **error_r);
+int directory_send_as_del(struct directory *dir, const char *user, const char *address,
+    const char **error_r);
+/* All grants (user NULL) or one user's: cb(user, address). */
+int directory_send_as_list(struct directory *dir, const char *user, directory_alias_cb *cb,
+    void *ctx, const char **error_r);
+/*
+ * May user (canonical) use address as a sender (MAIL FROM, From:)? Yes when it
+ * is the user's own address, with or without a "+tag" (delimiter), an alias
+ * whose expansion delivers to the user, or covered by a send-as grant.
+ * 1 yes, 0 no, -1 error.
+ */
+int directory_may_send_as(struct directory *dir, const char *user, const char *address,
+    char delimiter, const char **error_r);
+
+/* ---- guard state (directory-guard.c): blocks and familiar addresses ---- */
+typedef int directory_block_cb(const char *network, int64_t until_ms, unsigned level, void *ctx);
+typedef int directory_known_cb(const char *user, const char *host, int64_t until_ms, void *ctx);
+int directory_block_put(struct directory *dir, const char *network, int64_t until_ms,
+    unsigned level, const char **error_r);
+/* 1 when a block was removed, 0 when there was none. */
+int directory_block_del(struct directory *dir, const char *network, const char **error_r);
+int directory_block_list(struct directory *dir, directory_block_cb *cb, void *ctx,
+    const char **error_r);
+int directory_known_put(struct directory *dir, const char *user, const char *host,
+    int64_t until_ms, const char **error_r);
+/* Pairs still valid at now_ms. */
+int directory_known_list(struct directory *dir, int64_t now_ms, directory_known_cb *cb,
+    void *ctx, const char **error_r);
+/* Deletes expired blocks and pairs. */
+int directory_guard_prune(struct directory *dir, int64_t now_ms, const char **error_r);
+/* Changes when another connection (the CLI) commits to the database
+ * (PRAGMA data_version): cheap to poll. -1 on error. */
+int64_t directory_data_version(struct directory *dir);
 
 /* ---- syntax (no database) ---- */
 /* Checks that address is local@domain with a valid mailbox local part and

@@ -21,10 +21,14 @@
 #include "lib/proc.h"
 #include "queue/queue-admin.h"
 #include "rampart-build.h"
+#include "cmd/rampart-cli.h"
+#include "cmd/rampart-log.h"
+#include "auth/audit.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -37,8 +41,6 @@
 
 #include <sodium.h>
 
-#define EXIT_REFUSED 1
-#define EXIT_USAGE 2
 #define DEFAULT_CONFIG "/etc/rampart/rampart.conf"
 /* A password buffer: the longest password, a newline and the NUL. */
 #define PW_BUF (PASSWORD_MAX_BYTES + 2)
@@ -53,6 +55,8 @@ static const char usage_text[] =
     "  domain list                    list the local domains\n"
     "  domain del [--force] NAME      delete a domain; --force also deletes its users\n"
     "                                 and aliases (their mail on disk stays)\n"
+    "  domain set DOMAIN KEY=VALUE... smtp-auth|imap|pop3=on|off: the users' default\n"
+    "  domain show DOMAIN             show a domain's defaults\n"
     "Users:\n"
     "  user add ADDRESS [--password-stdin | --generate-password]\n"
     "                                 add a user (without an option: type the password\n"
@@ -61,11 +65,22 @@ static const char usage_text[] =
     "  user del ADDRESS               delete a user (the mailbox on disk stays)\n"
     "  user passwd ADDRESS [--password-stdin | --generate-password]\n"
     "                                 set a user's password\n"
+    "  user set ADDRESS KEY=VALUE...  smtp-auth|imap|pop3=on|off|default,\n"
+    "                                 networks=CIDR,...|any, enabled=yes|no\n"
+    "  user show ADDRESS              show a user's switches and networks\n"
     "Aliases:\n"
     "  alias add ALIAS TARGET         deliver mail for ALIAS to TARGET as well (a user,\n"
     "                                 another alias or an external address)\n"
     "  alias list [DOMAIN]            list aliases, one \"ALIAS TARGET\" per line\n"
     "  alias del ALIAS [TARGET]       remove one target, or the whole alias\n"
+    "Sender rights (who may send as whom; own address and aliases need no grant):\n"
+    "  sendas add USER ADDRESS        let USER send as ADDRESS (or @domain: all of it)\n"
+    "  sendas del USER ADDRESS        withdraw a grant\n"
+    "  sendas list [USER]             list grants, one \"USER ADDRESS\" per line\n"
+    "Guard:\n"
+    "  guard list                     active blocks: NETWORK until TIME level N\n"
+    "  guard unblock ADDRESS|CIDR     lift every block covering or inside it\n"
+    RAMPART_LOG_USAGE
     "Queue:\n"
     "  queue list                     list queued messages and their recipients' states\n"
     "Other:\n"
@@ -85,20 +100,11 @@ static const char usage_text[] =
     "the shell history. Exit status: 0 done, 1 refused or failed (one sentence on\n"
     "standard error), 2 usage error.\n";
 
-/* The one context of this process. */
-struct cli {
-	const char *config_path;
-	struct config *cfg;
-	struct directory *dir;
-	char common_list[PATH_MAX];
-	bool force, password_stdin, generate;
-	char **args;           /* positional arguments after COMMAND [VERB] */
-	int nargs;
-};
 
 /* Options a command accepts. */
 #define OPT_FORCE 0x1
 #define OPT_PASSWORD 0x2   /* --password-stdin, --generate-password */
+#define OPT_PASSTHROUGH 0x4   /* the command parses its own options */
 
 struct command {
 	const char *name;      /* "domain add" */
@@ -106,11 +112,12 @@ struct command {
 	int min_args, max_args;
 	unsigned opts;
 	bool needs_directory;
+	bool audited;          /* a change: an "admin" line in the audit log */
 };
 
 /* ---------------------------------------------------------------- helpers */
 
-static int __attribute__((format(printf, 1, 2)))
+int
 refuse(const char *fmt, ...)
 {
 	va_list ap;
@@ -121,7 +128,7 @@ refuse(const char *fmt, ...)
 	return EXIT_REFUSED;
 }
 
-static int __attribute__((format(printf, 1, 2)))
+int
 usage_error(const char *fmt, ...)
 {
 	va_list ap;
@@ -133,8 +140,7 @@ usage_error(const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
-/* Flushes stdout; a failed write (a full disk, a closed pipe) is a failure. */
-static int
+int
 finish_output(int ret)
 {
 	if (fflush(stdout) != 0 || ferror(stdout))
@@ -142,7 +148,7 @@ finish_output(int ret)
 	return ret;
 }
 
-static int
+int
 load_config(struct cli *cli)
 {
 	char *error = NULL;
@@ -555,23 +561,80 @@ cmd_version(struct cli *cli)
 	return finish_output(0);
 }
 
+static int
+cmd_log(struct cli *cli)
+{
+	if (load_config(cli) < 0)
+		return EXIT_REFUSED;
+	proc_drop_privileges(cli->cfg, "rampart");
+	int ret = rampart_log_main(cli->cfg, cli->log_argc, cli->log_argv);
+	config_free(&cli->cfg);
+	return ret;
+}
+
 static const struct command commands[] = {
-	{ "domain add", cmd_domain_add, 1, 1, 0, true },
-	{ "domain list", cmd_domain_list, 0, 0, 0, true },
-	{ "domain del", cmd_domain_del, 1, 1, OPT_FORCE, true },
-	{ "user add", cmd_user_add, 1, 1, OPT_PASSWORD, true },
-	{ "user list", cmd_user_list, 0, 1, 0, true },
-	{ "user del", cmd_user_del, 1, 1, 0, true },
-	{ "user passwd", cmd_user_passwd, 1, 1, OPT_PASSWORD, true },
-	{ "alias add", cmd_alias_add, 2, 2, 0, true },
-	{ "alias list", cmd_alias_list, 0, 1, 0, true },
-	{ "alias del", cmd_alias_del, 1, 2, 0, true },
-	{ "lookup", cmd_lookup, 1, 1, 0, true },
-	{ "queue list", cmd_queue_list, 0, 0, 0, false },
-	{ "config-doc", cmd_config_doc, 0, 0, 0, false },
-	{ "help", cmd_help, 0, 0, 0, false },
-	{ "version", cmd_version, 0, 0, 0, false },
+	{ "domain add", cmd_domain_add, 1, 1, 0, true, true },
+	{ "domain list", cmd_domain_list, 0, 0, 0, true, false },
+	{ "domain del", cmd_domain_del, 1, 1, OPT_FORCE, true, true },
+	{ "domain set", cli_domain_set, 2, 8, 0, true, true },
+	{ "domain show", cli_domain_show, 1, 1, 0, true, false },
+	{ "user add", cmd_user_add, 1, 1, OPT_PASSWORD, true, true },
+	{ "user list", cmd_user_list, 0, 1, 0, true, false },
+	{ "user del", cmd_user_del, 1, 1, 0, true, true },
+	{ "user passwd", cmd_user_passwd, 1, 1, OPT_PASSWORD, true, true },
+	{ "user set", cli_user_set, 2, 8, 0, true, true },
+	{ "user show", cli_user_show, 1, 1, 0, true, false },
+	{ "alias add", cmd_alias_add, 2, 2, 0, true, true },
+	{ "alias list", cmd_alias_list, 0, 1, 0, true, false },
+	{ "alias del", cmd_alias_del, 1, 2, 0, true, true },
+	{ "sendas add", cli_sendas_add, 2, 2, 0, true, true },
+	{ "sendas del", cli_sendas_del, 2, 2, 0, true, true },
+	{ "sendas list", cli_sendas_list, 0, 1, 0, true, false },
+	{ "guard list", cli_guard_list, 0, 0, 0, true, false },
+	{ "guard unblock", cli_guard_unblock, 1, 1, 0, true, true },
+	{ "log", cmd_log, 0, 0, OPT_PASSTHROUGH, false, false },
+	{ "lookup", cmd_lookup, 1, 1, 0, true, false },
+	{ "queue list", cmd_queue_list, 0, 0, 0, false, false },
+	{ "config-doc", cmd_config_doc, 0, 0, 0, false, false },
+	{ "help", cmd_help, 0, 0, 0, false, false },
+	{ "version", cmd_version, 0, 0, 0, false, false },
 };
+
+/* ---------------------------------------------------------------- audit */
+
+/* Who ran this: the sudo user when there is one, else the login name, else the uid. */
+static void
+actor_name(char *buf, size_t size)
+{
+	const char *sudo = getenv("SUDO_USER");
+	struct passwd *pw = getpwuid(getuid());
+	if (sudo != NULL && sudo[0] != '\0')
+		snprintf(buf, size, "%s (sudo)", sudo);
+	else if (pw != NULL)
+		snprintf(buf, size, "%s", pw->pw_name);
+	else
+		snprintf(buf, size, "uid %ld", (long)getuid());
+}
+
+/* Every change made here is an "admin" event in the daemon's audit log. */
+static void
+audit_admin_change(struct cli *cli, const char *action)
+{
+	const char *error;
+	char actor[128], target[512];
+	actor_name(actor, sizeof(actor));
+	snprintf(target, sizeof(target), "%s", cli->nargs > 0 ? cli->args[0] : "");
+	for (int i = 1; i < cli->nargs && strlen(target) + 2 < sizeof(target); i++)
+		snprintf(target + strlen(target), sizeof(target) - strlen(target), " %s",
+		    cli->args[i]);
+	struct audit_log *a = audit_open(cli->cfg->audit_log, &error);
+	struct audit_event ev = { .event = "admin", .result = "ok", .action = action,
+	    .target = target, .actor = actor };
+	if (a == NULL || audit_write(a, &ev, &error) < 0)
+		fprintf(stderr, "Warning: the change was made but not written to the audit log "
+		    "(%s).\n", error);
+	audit_close(&a);
+}
 
 /* ---------------------------------------------------------------- main */
 
@@ -621,6 +684,12 @@ parse_args(struct cli *cli, const struct command *cmd, int argc, char **argv)
 	bool only_args = false;
 	cli->args = argv;
 	cli->nargs = 0;
+	if (cmd->opts & OPT_PASSTHROUGH) {
+		/* rampart_log_main() expects argv[0] to be the command's name. */
+		cli->log_argc = argc + 1;
+		cli->log_argv = argv - 1;
+		return 0;
+	}
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
 		if (only_args || a[0] != '-' || a[1] == '\0') {
@@ -699,6 +768,8 @@ main(int argc, char **argv)
 		return EXIT_REFUSED;
 	}
 	ret = cmd->run(&cli);
+	if (ret == 0 && cmd->audited)
+		audit_admin_change(&cli, cmd->name);
 	directory_close(&cli.dir);
 	config_free(&cli.cfg);
 	policy_cleanup();

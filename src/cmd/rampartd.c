@@ -18,6 +18,7 @@
 #include "lib/ctl-msg.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
+#include "lib/wipe-alloc.h"
 #include "net/tls.h"
 #include "queue/queue-process.h"
 #include "rampart-build.h"
@@ -576,6 +577,7 @@ main(int argc, char **argv)
 	bool foreground = false, check_only = false;
 	int ch;
 
+	wipe_alloc_install();   /* first: before any libevent allocation */
 	p->config_path = getenv("RAMPART_CONFIG") != NULL ? getenv("RAMPART_CONFIG") :
 	    "/etc/rampart/rampart.conf";
 	p->overrides = calloc(MAX_OVERRIDES, sizeof(char *));

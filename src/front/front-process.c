@@ -3,6 +3,7 @@
 #include "lib/config.h"
 #include "lib/ipc-call.h"
 #include "lib/log.h"
+#include "lib/netaddr.h"
 #include "lib/proc.h"
 #include "net/tls.h"
 #include "smtp/smtp-session.h"
@@ -29,6 +30,7 @@ struct front_conn {
 struct front_listener {
 	struct front_ctx *front;
 	const struct config_listener *cfg;
+	struct cidr_list allow, deny;   /* who may connect (checked at accept) */
 	struct evconnlistener *lev;
 	struct smtp_server server;
 	unsigned active;
@@ -117,10 +119,12 @@ front_conn_end(struct smtp_session *s, void *arg)
 }
 
 static void
-refuse(int fd, const char *reply)
+refuse(const struct front_listener *fl, int fd, const char *reply)
 {
-	/* Best effort, non-blocking: the client may not even read it. */
-	if (write(fd, reply, strlen(reply)) < 0) {
+	/* Best effort, non-blocking: the client may not even read it. On an
+	 * implicit-TLS listener the first byte must be TLS (RFC 8314 §3): no
+	 * clear-text reply there, just the close. */
+	if (fl->cfg->role != LISTENER_ROLE_SUBMISSIONS && write(fd, reply, strlen(reply)) < 0) {
 		/* nothing to do */
 	}
 	close(fd);
@@ -141,14 +145,25 @@ front_on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr 
 	if (fl->active >= (unsigned)fl->cfg->max_connections) {
 		log_warn("front: listener %s is full (%u connections)", fl->cfg->name, fl->active);
 		/* RFC 5321 §3.8: 421 when the service is not available. */
-		refuse(fd, "421 4.3.2 Too many connections, try again later\r\n");
+		refuse(fl, fd, "421 4.3.2 Too many connections, try again later\r\n");
+		return;
+	}
+	struct netaddr peer;
+	if (netaddr_from_sockaddr(sa, &peer) == 0 &&
+	    (cidr_list_contains(&fl->deny, &peer) ||
+	    (fl->allow.n > 0 && !cidr_list_contains(&fl->allow, &peer)))) {
+		char text[NETADDR_TEXT_MAX];
+		netaddr_format(&peer, text, sizeof(text));
+		log_warn("front: %s refused on %s: network not allowed", text, fl->cfg->name);
+		/* RFC 5321 §3.1: 554 instead of the greeting. */
+		refuse(fl, fd, "554 5.7.1 Access denied\r\n");
 		return;
 	}
 	addr_key(sa, key);
 	struct client_slot *slot = client_slot(f, key, true);
 	if (slot == NULL || slot->count >= (unsigned)f->cfg->max_connections_per_ip) {
 		log_warn("front: too many connections from one address on %s", fl->cfg->name);
-		refuse(fd, "421 4.7.0 Too many connections from your address\r\n");
+		refuse(fl, fd, "421 4.7.0 Too many connections from your address\r\n");
 		return;
 	}
 	struct front_conn *c = calloc(1, sizeof(*c));
@@ -303,6 +318,13 @@ front_process_main(const struct config *cfg, unsigned index, int ctl_fd, const i
 			.cfg = cfg, .listener = fl->cfg, .base = f.base, .tls = f.tls,
 			.auth = f.auth, .queue = f.queue,
 		};
+		const char *why;
+		if (cidr_list_parse(fl->cfg->allow, &fl->allow, &why) < 0 ||
+		    cidr_list_parse(fl->cfg->deny, &fl->deny, &why) < 0)
+			fatal("front: listener %s: %s", fl->cfg->name, why);
+		if (fl->cfg->allow_plaintext_auth)
+			log_warn("front: listener %s: allow_plaintext_auth is on: loopback clients may "
+			    "send passwords WITHOUT TLS. For testing only.", fl->cfg->name);
 		fl->lev = evconnlistener_new(f.base, front_on_accept, fl, LEV_OPT_CLOSE_ON_FREE, -1,
 		    listen_fds[i]);
 		if (fl->lev == NULL)
@@ -316,9 +338,12 @@ front_process_main(const struct config *cfg, unsigned index, int ctl_fd, const i
 		smtp_session_free(&c->session);
 		front_conn_end(NULL, c);
 	}
-	for (size_t i = 0; i < cfg->nlisteners; i++)
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
 		if (f.listeners[i].lev != NULL)
 			evconnlistener_free(f.listeners[i].lev);
+		cidr_list_free(&f.listeners[i].allow);
+		cidr_list_free(&f.listeners[i].deny);
+	}
 	if (f.grace_timer != NULL)
 		event_free(f.grace_timer);
 	ipc_client_free(&f.auth);

@@ -63,6 +63,42 @@ const struct setting config_settings[] = {
 	  "Shortest password accepted, in characters." },
 	{ "password_min_entropy", SETTING_INT, "40", C(password_min_entropy), 0, 256,
 	  "Least zxcvbn strength estimate accepted, in bits." },
+	{ "audit_log", SETTING_STRING, "", C(audit_log), NOLIMIT,
+	  "JSON-lines audit log of every login attempt, block, lockout and admin change; empty = STATE_DIR/audit.log." },
+	{ "auth_failure_delay", SETTING_MILLIS, "2s", C(auth_failure_delay), 0, 60000,
+	  "Delay before a failed login is answered (535 5.7.8); slows guessing on one connection." },
+	{ "auth_max_failures", SETTING_INT, "3", C(auth_max_failures), 1, 100,
+	  "Failed logins on one connection before 421 and disconnection." },
+	{ "auth_hash_workers", SETTING_INT, "2", C(auth_hash_workers), 1, 64,
+	  "Threads computing Argon2id in the auth process: the most CPU cores logins can use." },
+	{ "auth_hash_rate", SETTING_INT, "8", C(auth_hash_rate), 1, 100000,
+	  "Argon2id verifications per second for logins from addresses without a recent success for that user; more wait or fail with 454 4.7.0." },
+	{ "guard_window", SETTING_DURATION, "10m", C(guard_window), 1, 604800,
+	  "Period over which the guard's budgets (attempts, failures, lockout) refill." },
+	{ "guard_attempts", SETTING_INT, "60", C(guard_attempts), 1, 1000000,
+	  "Login attempts per client address per guard_window before the tarpit (a /24 or /56 gets 8x, a /16 or /48 32x)." },
+	{ "guard_failures", SETTING_INT, "10", C(guard_failures), 1, 1000000,
+	  "Failed logins per client address per guard_window before a temporary block (prefixes scale as for guard_attempts)." },
+	{ "guard_tarpit_base", SETTING_MILLIS, "1s", C(guard_tarpit_base), 0, 600000,
+	  "First tarpit delay for an address over its attempt budget; doubles with each further attempt." },
+	{ "guard_tarpit_max", SETTING_MILLIS, "15s", C(guard_tarpit_max), 0, 600000,
+	  "Longest tarpit delay." },
+	{ "guard_block_time", SETTING_DURATION, "5m", C(guard_block_time), 1, 604800,
+	  "First block of an address or prefix; doubles for a repeat offender." },
+	{ "guard_block_max", SETTING_DURATION, "1d", C(guard_block_max), 1, 31536000,
+	  "Longest block (blocks always expire; `rampart guard unblock` lifts one at once)." },
+	{ "guard_lockout_failures", SETTING_INT, "10", C(guard_lockout_failures), 1, 1000000,
+	  "Failures against one account from addresses that never logged in to it, per guard_window, before those addresses are locked out of it." },
+	{ "guard_lockout_time", SETTING_DURATION, "15m", C(guard_lockout_time), 1, 604800,
+	  "First account lockout (for unfamiliar addresses only); doubles on repeat." },
+	{ "guard_lockout_max", SETTING_DURATION, "1d", C(guard_lockout_max), 1, 31536000,
+	  "Longest account lockout." },
+	{ "guard_known_ttl", SETTING_DURATION, "30d", C(guard_known_ttl), 1, 31536000,
+	  "How long a successful login makes its address familiar for that user (exempt from lockout and prefix limits)." },
+	{ "guard_max_entries", SETTING_INT, "65536", C(guard_max_entries), 1024, 16777216,
+	  "Addresses, prefixes and accounts the guard tracks at once (least recently used go first)." },
+	{ "received_auth_client", SETTING_BOOL, "false", C(received_auth_client), NOLIMIT,
+	  "Name the client's address in the Received: header of mail from authenticated users (off: submitters' privacy)." },
 	{ "queue_retry_min", SETTING_DURATION, "1m", C(queue_retry_min), 1, 86400,
 	  "First retry delay after a temporary delivery failure; doubles each time." },
 	{ "queue_retry_max", SETTING_DURATION, "1h", C(queue_retry_max), 1, 604800,
@@ -81,6 +117,12 @@ const struct setting listener_settings[] = {
 	  "TCP port." },
 	{ "max_connections", SETTING_INT, "1000", L(max_connections), 1, 1000000,
 	  "Concurrent connections on this listener, per front process; more get 421 4.3.2." },
+	{ "allow", SETTING_STRING, "", L(allow), NOLIMIT,
+	  "Client networks (CIDR, comma-separated) that may connect; empty = all." },
+	{ "deny", SETTING_STRING, "", L(deny), NOLIMIT,
+	  "Client networks refused at connection (554 5.7.1), checked before allow." },
+	{ "allow_plaintext_auth", SETTING_BOOL, "false", L(allow_plaintext_auth), NOLIMIT,
+	  "TESTING ONLY: offer AUTH without TLS, to loopback clients only; logged loudly." },
 };
 const size_t listener_settings_count = sizeof(listener_settings) / sizeof(listener_settings[0]);
 
@@ -122,6 +164,7 @@ setting_parse_number(const struct setting *s, const char *text, int64_t *value_r
 {
 	static const int64_t size_scales[] = { 1024, 1024, 1048576, 1048576, 1073741824, 1073741824 };
 	static const int64_t time_scales[] = { 1, 60, 3600, 86400 };
+	static const int64_t millis_scales[] = { 1000, 60000, 3600000, 86400000 };
 	int64_t v = 0;
 
 	switch (s->type) {
@@ -143,6 +186,24 @@ setting_parse_number(const struct setting *s, const char *text, int64_t *value_r
 			return -1;
 		}
 		break;
+	case SETTING_MILLIS: {
+		/* "ms" is two letters: strip it, then the one-letter scales apply. */
+		char buf[32];
+		size_t n = strlen(text);
+		int rc;
+		if (n >= 3 && n < sizeof(buf) && strcmp(text + n - 2, "ms") == 0) {
+			memcpy(buf, text, n - 2);
+			buf[n - 2] = '\0';
+			rc = parse_scaled(buf, "", NULL, &v);
+		} else {
+			rc = parse_scaled(text, "smhd", millis_scales, &v);
+		}
+		if (rc < 0) {
+			*error_r = "expected a duration such as 250ms, 2s, 5m or 1h";
+			return -1;
+		}
+		break;
+	}
 	case SETTING_BOOL:
 		if (strcasecmp(text, "true") == 0 || strcasecmp(text, "yes") == 0 ||
 		    strcasecmp(text, "on") == 0 || strcmp(text, "1") == 0)

@@ -17,6 +17,7 @@ enum setting_type {
 	SETTING_BOOL,
 	SETTING_SIZE,      /* bytes; K/M/G suffixes, powers of 1024 */
 	SETTING_DURATION,  /* seconds; s/m/h/d suffixes */
+	SETTING_MILLIS,    /* milliseconds; ms/s/m/h/d suffixes, bare number = ms */
 	SETTING_ROLE,      /* listener role: mx, submission, submissions */
 };
 

@@ -3,6 +3,7 @@
  * an immutable struct config. See config.h.
  */
 #include "lib/config.h"
+#include "lib/netaddr.h"
 #include "lib/config-table.h"
 #include "lib/log.h"
 
@@ -220,6 +221,7 @@ config_finish(struct config *c, char **error_r)
 	derive_path(&c->spool_dir, c->state_dir, "spool");
 	derive_path(&c->mail_dir, c->state_dir, "mail");
 	derive_path(&c->directory_path, c->state_dir, "directory.db");
+	derive_path(&c->audit_log, c->state_dir, "audit.log");
 	if (c->hostname[0] == '\0') {
 		char host[256] = "";
 		gethostname(host, sizeof(host) - 1);
@@ -243,6 +245,17 @@ config_finish(struct config *c, char **error_r)
 			    l->name, listener_role_name(l->role)) < 0)
 				*error_r = NULL;
 			return -1;
+		}
+		const char *lists[2] = { l->allow, l->deny }, *names[2] = { "allow", "deny" };
+		for (int k = 0; k < 2; k++) {
+			struct cidr_list cl;
+			const char *why;
+			if (cidr_list_parse(lists[k], &cl, &why) < 0) {
+				if (asprintf(error_r, "listener %s: %s: %s", l->name, names[k], why) < 0)
+					*error_r = NULL;
+				return -1;
+			}
+			cidr_list_free(&cl);
 		}
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(c->listeners[j].address, l->address) == 0 &&
@@ -347,7 +360,11 @@ listener_role_name(enum listener_role role)
 static const char *
 type_name(enum setting_type t)
 {
-	static const char *const names[] = { "string", "integer", "boolean", "size", "duration", "role" };
+	static const char *const names[] = {
+		[SETTING_STRING] = "string", [SETTING_INT] = "integer", [SETTING_BOOL] = "boolean",
+		[SETTING_SIZE] = "size", [SETTING_DURATION] = "duration (s)",
+		[SETTING_MILLIS] = "duration (ms)", [SETTING_ROLE] = "role",
+	};
 	return names[t];
 }
 

@@ -35,6 +35,9 @@ struct config_listener {
 	char *address;             /* numeric IPv4 or IPv6 */
 	int64_t port;
 	int64_t max_connections;   /* per front process */
+	char *allow;               /* CIDR list; "" = everyone */
+	char *deny;                /* CIDR list, checked first */
+	bool allow_plaintext_auth; /* testing: AUTH without TLS from loopback */
 };
 
 struct config {
@@ -68,6 +71,25 @@ struct config {
 	int64_t argon2_memlimit;
 	int64_t password_min_length;
 	int64_t password_min_entropy;   /* zxcvbn bits */
+	/* authentication and the guard (durations in seconds unless _ms) */
+	char *audit_log;
+	int64_t auth_failure_delay;     /* ms */
+	int64_t auth_max_failures;
+	int64_t auth_hash_workers;
+	int64_t auth_hash_rate;         /* per second, unfamiliar addresses */
+	int64_t guard_window;
+	int64_t guard_attempts;
+	int64_t guard_failures;
+	int64_t guard_tarpit_base;      /* ms */
+	int64_t guard_tarpit_max;       /* ms */
+	int64_t guard_block_time;
+	int64_t guard_block_max;
+	int64_t guard_lockout_failures;
+	int64_t guard_lockout_time;
+	int64_t guard_lockout_max;
+	int64_t guard_known_ttl;
+	int64_t guard_max_entries;
+	bool received_auth_client;
 	/* queue */
 	int64_t queue_retry_min;        /* seconds */
 	int64_t queue_retry_max;        /* seconds */

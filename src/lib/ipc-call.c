@@ -9,6 +9,7 @@ struct ipc_call {
 	uint32_t id;
 	ipc_reply_fn *fn;      /* NULL once cancelled */
 	void *arg;
+	void (*cleanup)(void *arg);   /* frees arg if the call is cancelled */
 };
 
 struct ipc_client {
@@ -128,7 +129,18 @@ ipc_call_start(struct ipc_client *cl, uint32_t type, struct evbuffer *payload,
 void
 ipc_call_cancel(struct ipc_call **callp)
 {
-	if (*callp != NULL)
-		(*callp)->fn = NULL;
+	struct ipc_call *c = *callp;
 	*callp = NULL;
+	if (c == NULL || c->fn == NULL)
+		return;
+	c->fn = NULL;
+	if (c->cleanup != NULL)
+		c->cleanup(c->arg);
+	c->arg = NULL;
+}
+
+void
+ipc_call_own_arg(struct ipc_call *call, void (*cleanup)(void *arg))
+{
+	call->cleanup = cleanup;
 }

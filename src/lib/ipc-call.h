@@ -33,6 +33,10 @@ void ipc_client_fail_all(struct ipc_client *cl);
 /* NULL when there is no channel or the send failed: the caller answers with a 4xx. */
 struct ipc_call *ipc_call_start(struct ipc_client *cl, uint32_t type, struct evbuffer *payload,
     ipc_reply_fn *fn, void *arg);
+/* The callback will not run; an arg handed over with ipc_call_own_arg() is freed. */
 void ipc_call_cancel(struct ipc_call **call);
+/* When the call is cancelled, cleanup(arg) frees what only the callback would
+ * have freed (a reply callback that runs still frees it itself). */
+void ipc_call_own_arg(struct ipc_call *call, void (*cleanup)(void *arg));
 
 #endif

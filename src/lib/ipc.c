@@ -13,6 +13,7 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <sodium.h>
 
 #define IPC_HEADER 12
 /* A peer that stops reading must not make us buffer without bound. */
@@ -24,6 +25,15 @@ struct ipc_out {
 	int fd;
 	uint8_t bytes[];
 };
+
+/* Queued frames may hold credentials: wiped before their memory goes back. */
+static void
+out_free(struct ipc_out *o)
+{
+	sodium_memzero(o->bytes, o->len);
+	free(o);
+}
+
 
 struct ipc_channel {
 	int fd;
@@ -120,7 +130,7 @@ ipc_flush(struct ipc_channel *ch)
 		ch->pending -= o->len;
 		if (o->fd >= 0)
 			close(o->fd);
-		free(o);
+		out_free(o);
 	}
 }
 
@@ -261,7 +271,7 @@ ipc_channel_free(struct ipc_channel **chp)
 		ch->head = o->next;
 		if (o->fd >= 0)
 			close(o->fd);
-		free(o);
+		out_free(o);
 	}
 	close(ch->fd);
 	evbuffer_free(ch->partial);
@@ -325,18 +335,18 @@ ipc_send_frame(struct ipc_channel *ch, uint32_t type, uint32_t id, const void *d
 	if (ch->head == NULL) {
 		int rc = ipc_sendmsg(ch->fd, o->bytes, o->len, fd);
 		if (rc == 1) {
-			free(o);
+			out_free(o);
 			return 0;
 		}
 		if (rc < 0) {
-			free(o);
+			out_free(o);
 			log_warn("ipc: send to %s failed: %m", ch->peer);
 			ipc_close(ch);
 			return -1;
 		}
 	}
 	if (fd >= 0 && (o->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0) {
-		free(o);
+		out_free(o);
 		log_error("ipc: dup: %m");
 		return -1;
 	}
@@ -356,7 +366,11 @@ ipc_send_buf(struct ipc_channel *ch, uint32_t type, uint32_t id, struct evbuffer
 		log_error("ipc: frame of %zu bytes to %s is too large", len, ipc_channel_peer(ch));
 		return -1;
 	}
-	int rc = ipc_send(ch, type, id, evbuffer_pullup(payload, -1), len, fd);
+	unsigned char *bytes = evbuffer_pullup(payload, -1);
+	int rc = ipc_send(ch, type, id, bytes, len, fd);
+	/* Payloads may carry credentials (a login): no copy outlives the send. */
+	if (bytes != NULL)
+		sodium_memzero(bytes, len);
 	evbuffer_drain(payload, len);
 	return rc;
 }

@@ -29,8 +29,10 @@ tls_server_ctx_new(const char *cert_path, const char *key_path, char **error_r)
 		return NULL;
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	/* CLEANSE_PLAINTEXT: decrypted records (AUTH lines carry passwords) are
+	 * wiped once handed over, not left in OpenSSL's buffer. */
 	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION |
-	    SSL_OP_NO_COMPRESSION);
+	    SSL_OP_NO_COMPRESSION | SSL_OP_CLEANSE_PLAINTEXT);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	/* TLS 1.2: forward-secret AEAD suites only (Mozilla "intermediate"). */
 	SSL_CTX_set_cipher_list(ctx,

@@ -11,6 +11,7 @@
 #include "lib/log.h"
 #include "net/lineio.h"
 #include "queue/envelope.h"
+#include "sasl/sasl.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -31,8 +32,7 @@ struct smtp_command_def {
 	unsigned flags;
 };
 
-/* The extensions an EHLO session may use in MAIL/RCPT parameters. */
-static unsigned
+unsigned
 smtp_extensions(const struct smtp_session *s)
 {
 	if (!s->esmtp)
@@ -82,6 +82,10 @@ cmd_ehlo(struct smtp_session *s, const struct smtp_command *cmd)
 	lineio_printf(s->io, "250-CHUNKING\r\n");
 	if (starttls_available(s))
 		lineio_printf(s->io, "250-STARTTLS\r\n");
+	/* RFC 4954 §3; never before TLS (RFC 8314 §3, and the mechanisms we have
+	 * reveal the password). */
+	if (smtp_auth_offered(s) && sasl_mech_list(true)[0] != '\0')
+		lineio_printf(s->io, "250-AUTH %s\r\n", sasl_mech_list(true));
 	lineio_printf(s->io, "250 DSN\r\n");
 }
 
@@ -107,10 +111,49 @@ cmd_starttls(struct smtp_session *s, const struct smtp_command *cmd)
 	log_info("smtp %s: STARTTLS", s->sid);
 }
 
+/* MAIL arguments kept while auth checks the sender. */
+struct mail_pending {
+	struct smtp_mail_args args;
+};
+
+static void
+mail_accept(struct smtp_session *s, void *arg)
+{
+	struct mail_pending *p = arg;
+	const struct smtp_mail_args *args = &p->args;
+	struct smtp_txn *t = smtp_txn_begin(s);
+	if (t == NULL) {
+		smtp_reply(s, 451, "4.3.0", "Local error in processing");
+		free(p);
+		return;
+	}
+	struct envelope *e = t->env;
+	t->mail_smtputf8 = args->smtputf8;
+	e->smtputf8 = args->smtputf8;
+	e->body = args->body == SMTP_BODY_8BITMIME ? ENVELOPE_BODY_8BITMIME : ENVELOPE_BODY_7BIT;
+	e->ret = args->ret == SMTP_RET_FULL ? ENVELOPE_RET_FULL :
+	    args->ret == SMTP_RET_HDRS ? ENVELOPE_RET_HDRS : ENVELOPE_RET_NONE;
+	e->size_declared = args->size_set ? args->size : 0;
+	e->client_port = (uint16_t)s->port;
+	e->received_at = (int64_t)time(NULL);
+	if (envelope_set_str(&e->mail_from, args->from.null_path ? "" : args->from.mailbox) < 0 ||
+	    envelope_set_str(&e->envid, args->envid[0] != '\0' ? args->envid : NULL) < 0 ||
+	    envelope_set_str(&e->helo, s->helo) < 0 ||
+	    envelope_set_str(&e->client_addr, s->addr) < 0 ||
+	    envelope_set_str(&e->listener, s->srv->listener->name) < 0 ||
+	    envelope_set_str(&e->auth_user, s->user[0] != '\0' ? s->user : NULL) < 0) {
+		smtp_txn_reset(s);
+		smtp_reply(s, 451, "4.3.0", "Local error in processing");
+		free(p);
+		return;
+	}
+	free(p);
+	smtp_reply(s, 250, "2.1.0", "Ok");
+}
+
 static void
 cmd_mail(struct smtp_session *s, const struct smtp_command *cmd)
 {
-	struct smtp_mail_args args;
 	int code;
 	const char *enh, *error;
 
@@ -124,42 +167,37 @@ cmd_mail(struct smtp_session *s, const struct smtp_command *cmd)
 		smtp_count_error(s);
 		return;
 	}
-	if (smtp_parse_mail(cmd->arg, cmd->arg_len, smtp_extensions(s), &args, &code, &enh,
+	if (s->srv->listener->role != LISTENER_ROLE_MX && s->user[0] == '\0') {
+		/* RFC 4954 §6 / RFC 6409 §4.3: submission takes mail from users only. */
+		smtp_reply(s, 530, "5.7.0", "Authentication required");
+		smtp_count_error(s);
+		return;
+	}
+	struct mail_pending *p = calloc(1, sizeof(*p));
+	if (p == NULL) {
+		smtp_reply(s, 451, "4.3.0", "Local error in processing");
+		return;
+	}
+	if (smtp_parse_mail(cmd->arg, cmd->arg_len, smtp_extensions(s), &p->args, &code, &enh,
 	    &error) < 0) {
+		free(p);
 		smtp_reply(s, code, enh, "%s", error);
 		smtp_count_error(s);
 		return;
 	}
 	const struct config *cfg = s->srv->cfg;
-	if (args.size_set && args.size > (uint64_t)cfg->message_size_limit) {
+	if (p->args.size_set && p->args.size > (uint64_t)cfg->message_size_limit) {
+		free(p);
 		/* RFC 1870 §6.2 */
 		smtp_reply(s, 552, "5.3.4", "Message size exceeds fixed maximum message size");
 		return;
 	}
-	struct smtp_txn *t = smtp_txn_begin(s);
-	if (t == NULL) {
-		smtp_reply(s, 451, "4.3.0", "Local error in processing");
+	if (s->user[0] != '\0' && !p->args.from.null_path) {
+		/* Accountability: the user must own the envelope sender. */
+		smtp_sender_check_mail(s, p->args.from.mailbox, mail_accept, p);
 		return;
 	}
-	struct envelope *e = t->env;
-	t->mail_smtputf8 = args.smtputf8;
-	e->smtputf8 = args.smtputf8;
-	e->body = args.body == SMTP_BODY_8BITMIME ? ENVELOPE_BODY_8BITMIME : ENVELOPE_BODY_7BIT;
-	e->ret = args.ret == SMTP_RET_FULL ? ENVELOPE_RET_FULL :
-	    args.ret == SMTP_RET_HDRS ? ENVELOPE_RET_HDRS : ENVELOPE_RET_NONE;
-	e->size_declared = args.size_set ? args.size : 0;
-	e->client_port = (uint16_t)s->port;
-	e->received_at = (int64_t)time(NULL);
-	if (envelope_set_str(&e->mail_from, args.from.null_path ? "" : args.from.mailbox) < 0 ||
-	    envelope_set_str(&e->envid, args.envid[0] != '\0' ? args.envid : NULL) < 0 ||
-	    envelope_set_str(&e->helo, s->helo) < 0 ||
-	    envelope_set_str(&e->client_addr, s->addr) < 0 ||
-	    envelope_set_str(&e->listener, s->srv->listener->name) < 0) {
-		smtp_txn_reset(s);
-		smtp_reply(s, 451, "4.3.0", "Local error in processing");
-		return;
-	}
-	smtp_reply(s, 250, "2.1.0", "Ok");
+	mail_accept(s, p);
 }
 
 /* What RCPT asked the auth process, kept until the answer comes. */
@@ -218,6 +256,17 @@ rcpt_finish(struct smtp_session *s, const struct rcpt_pending *p, const struct a
 	case AUTH_RCPT_OK:
 		break;
 	case AUTH_RCPT_NOT_LOCAL:
+		if (s->user[0] != '\0') {
+			/* Authenticated: relay (the queue holds it for outbound delivery). */
+			if (envelope_add_rcpt(s->txn->env, p->address, NULL,
+			    p->orcpt[0] != '\0' ? p->orcpt : NULL, p->notify) < 0) {
+				smtp_reply(s, 452, "4.5.3", "Too many recipients");
+				return;
+			}
+			s->txn->rcpt_cmds++;
+			smtp_reply(s, 250, "2.1.5", "Ok");
+			return;
+		}
 		/* Not ours and the client is not authenticated: no open relay. */
 		smtp_reply(s, 554, "5.7.1", "<%s>: Relay access denied", p->address);
 		smtp_count_error(s);
@@ -374,13 +423,6 @@ cmd_expn(struct smtp_session *s, const struct smtp_command *cmd)
 	smtp_reply(s, 502, "5.5.1", "EXPN not available");
 }
 
-static void
-cmd_auth(struct smtp_session *s, const struct smtp_command *cmd)
-{
-	smtp_reply(s, 502, "5.5.1", "AUTH not available");
-	smtp_count_error(s);
-}
-
 static const struct smtp_command_def smtp_commands[] = {
 	{ SMTP_VERB_EHLO, cmd_ehlo, 0 },
 	{ SMTP_VERB_HELO, cmd_ehlo, 0 },
@@ -395,7 +437,7 @@ static const struct smtp_command_def smtp_commands[] = {
 	{ SMTP_VERB_HELP, cmd_help, 0 },
 	{ SMTP_VERB_VRFY, cmd_vrfy, 0 },
 	{ SMTP_VERB_EXPN, cmd_expn, 0 },
-	{ SMTP_VERB_AUTH, cmd_auth, CMD_NEED_HELO },
+	{ SMTP_VERB_AUTH, smtp_cmd_auth, CMD_NEED_HELO },
 };
 
 void

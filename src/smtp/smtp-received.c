@@ -8,6 +8,7 @@
 #include "net/lineio.h"
 #include "queue/envelope.h"
 
+#include <stdio.h>
 #include <time.h>
 
 #include <event2/buffer.h>
@@ -34,13 +35,11 @@ smtp_received_header(struct smtp_session *s, struct evbuffer *out)
 	int bits;
 	bool tls = lineio_tls_info(s->io, &version, &cipher, &bits);
 
-	const char *proto;
-	if (e->smtputf8)
-		proto = tls ? "UTF8SMTPS" : "UTF8SMTP";
-	else if (s->esmtp)
-		proto = tls ? "ESMTPS" : "ESMTP";
-	else
-		proto = tls ? "SMTPS" : "SMTP";
+	/* RFC 3848 §2 and RFC 6531 §3.7.3: S for TLS, A for an authenticated client. */
+	bool authed = s->user[0] != '\0';
+	char proto[16];
+	snprintf(proto, sizeof(proto), "%s%s%s%s", e->smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP",
+	    tls ? "S" : "", authed ? "A" : "", "");
 
 	sanitize(helo, sizeof(helo), s->helo);
 	time_t now = time(NULL);
@@ -48,8 +47,14 @@ smtp_received_header(struct smtp_session *s, struct evbuffer *out)
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
 
-	evbuffer_add_printf(out, "Received: from %s ([%s])\r\n\tby %s (Rampart) with %s id %s\r\n",
-	    helo, s->addr, s->srv->cfg->hostname, proto, t->id);
+	if (authed && !s->srv->cfg->received_auth_client)
+		/* Submitters' privacy: no client name or address (RFC 5321 §4.4
+		 * makes the from clause optional for this reason among others). */
+		evbuffer_add_printf(out, "Received: by %s (Rampart) with %s id %s\r\n",
+		    s->srv->cfg->hostname, proto, t->id);
+	else
+		evbuffer_add_printf(out, "Received: from %s ([%s])\r\n\tby %s (Rampart) with %s id %s\r\n",
+		    helo, s->addr, s->srv->cfg->hostname, proto, t->id);
 	if (tls)
 		evbuffer_add_printf(out, "\t(using %s with cipher %s (%d/%d bits))\r\n",
 		    version, cipher, bits, bits);

@@ -12,7 +12,11 @@
 #include <stdint.h>
 
 struct envelope;
+struct event;
 struct evbuffer;
+struct header_from_scan;
+struct header_mailboxes;
+struct sasl_exchange;
 struct ipc_call;
 struct lineio;
 
@@ -24,11 +28,14 @@ struct lineio;
 #define SMTP_LINE_MAX SMTP_CMD_MAX_RCPT
 /* Message bytes are written to the spool file in blocks of about this size. */
 #define SMTP_WRITE_BLOCK (64 * 1024)
+/* Longest authenticated user name (a directory address, RFC 5321 §4.5.3.1.3). */
+#define SMTP_USER_MAX 254
 
 enum smtp_state {
 	SMTP_STATE_COMMAND,   /* reading command lines */
 	SMTP_STATE_DATA,      /* inside DATA, until <CRLF>.<CRLF> */
 	SMTP_STATE_BDAT,      /* inside a BDAT chunk */
+	SMTP_STATE_AUTH,      /* reading SASL responses (RFC 4954 §4) */
 	SMTP_STATE_CLOSING,   /* flushing the last reply */
 };
 
@@ -43,6 +50,11 @@ struct smtp_txn {
 	struct smtp_data_decoder dec;
 	bool bdat;                /* this transaction uses BDAT (RFC 3030) */
 	bool mail_smtputf8;
+	/* Authenticated sessions: the From: header must be the user's too. */
+	struct header_from_scan *from_scan;
+	struct header_mailboxes *from;   /* parsed at the end of data */
+	unsigned from_next;              /* next From: mailbox to ask auth about */
+	void (*after_check)(struct smtp_session *s);
 };
 
 /* A reply decided before its time (e.g. for a BDAT chunk still to be read). */
@@ -72,6 +84,14 @@ struct smtp_session {
 	uint64_t bdat_left;
 	bool bdat_last;
 	struct smtp_owed_reply bdat_refusal;  /* discard the chunk, then reply this */
+	/* SMTP AUTH (smtp-auth.c) */
+	char user[SMTP_USER_MAX + 1];     /* authenticated canonical address, "" = none */
+	unsigned auth_failures;
+	struct sasl_exchange *sasl;
+	char *sasl_line;                      /* SASL response buffer, in SMTP_STATE_AUTH only */
+	struct event *hold;                   /* a reply held back (failed login) */
+	struct smtp_owed_reply held;
+	bool holding;
 	char line[SMTP_LINE_MAX + 1];
 };
 
@@ -96,6 +116,30 @@ bool smtp_session_tls(struct smtp_session *s);
 
 /* smtp-commands.c */
 void smtp_dispatch(struct smtp_session *s, const char *line, size_t len);
+/* The extensions an EHLO session may use in MAIL/RCPT parameters. */
+unsigned smtp_extensions(const struct smtp_session *s);
+
+/* smtp-auth.c: SMTP AUTH (RFC 4954) over the SASL layer, decisions by auth. */
+/* Whether this session may authenticate now (role, TLS or loopback testing). */
+bool smtp_auth_offered(struct smtp_session *s);
+void smtp_cmd_auth(struct smtp_session *s, const struct smtp_command *cmd);
+/* A line read in SMTP_STATE_AUTH; len > SASL_RESPONSE_MAX means too long. */
+void smtp_auth_response(struct smtp_session *s, const char *line, size_t len, bool too_long);
+/* Forget the login (STARTTLS, RFC 3207 §4.2) and free what AUTH holds. */
+void smtp_auth_reset(struct smtp_session *s);
+/* Sends code/enh/text after delay_ms, input paused meanwhile (then closes if close). */
+void smtp_reply_later(struct smtp_session *s, unsigned delay_ms, int code, const char *enh,
+    const char *text);
+
+/* smtp-sender.c: accountability of authenticated senders (553 5.7.1). */
+/* MAIL FROM of an authenticated session: ask auth, then ok(s) or refuse. */
+void smtp_sender_check_mail(struct smtp_session *s, const char *address,
+    void (*ok)(struct smtp_session *s, void *arg), void *arg);
+/* Feeds message octets just decoded into t->buf from offset `from` on. */
+void smtp_sender_scan(struct smtp_session *s, size_t from);
+/* End of data: every From: mailbox must be the user's; then next(s), else a
+ * refusal has been sent and the transaction reset. */
+void smtp_sender_check_from(struct smtp_session *s, void (*next)(struct smtp_session *s));
 
 /* smtp-received.c: the Received: trace header (RFC 5321 §4.4), CRLF-terminated. */
 void smtp_received_header(struct smtp_session *s, struct evbuffer *out);

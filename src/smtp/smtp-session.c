@@ -10,6 +10,8 @@
 #include "net/lineio.h"
 #include "queue/envelope.h"
 #include "queue/queue-msg.h"
+#include "sasl/sasl.h"
+#include "smtp/header-from.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -85,6 +87,7 @@ smtp_session_free(struct smtp_session **sp)
 	*sp = NULL;
 	ipc_call_cancel(&s->call);
 	smtp_txn_reset(s);
+	smtp_auth_reset(s);
 	lineio_free(&s->io);
 	free(s);
 }
@@ -107,6 +110,16 @@ smtp_txn_begin(struct smtp_session *s)
 		return NULL;
 	}
 	t->fd = -1;
+	if (s->user[0] != '\0') {
+		t->from_scan = malloc(sizeof(*t->from_scan));
+		if (t->from_scan == NULL) {
+			envelope_free(&t->env);
+			evbuffer_free(t->buf);
+			free(t);
+			return NULL;
+		}
+		header_from_scan_init(t->from_scan);
+	}
 	s->txn = t;
 	return t;
 }
@@ -132,6 +145,8 @@ smtp_txn_reset(struct smtp_session *s)
 	}
 	envelope_free(&t->env);
 	evbuffer_free(t->buf);
+	free(t->from_scan);
+	free(t->from);
 	free(t);
 }
 
@@ -256,7 +271,9 @@ smtp_flush_message(struct smtp_session *s, bool all)
 	return t->write_errno == 0;
 }
 
-/* The end of DATA or of the last BDAT chunk: refuse, or commit and wait. */
+static void smtp_message_commit(struct smtp_session *s);
+
+/* The end of DATA or of the last BDAT chunk: refuse, or check and commit. */
 static void
 smtp_message_end(struct smtp_session *s)
 {
@@ -280,6 +297,14 @@ smtp_message_end(struct smtp_session *s)
 		smtp_txn_reset(s);
 		return;
 	}
+	smtp_sender_check_from(s, smtp_message_commit);
+}
+
+/* The message is whole and allowed: make it durable, then 250. */
+static void
+smtp_message_commit(struct smtp_session *s)
+{
+	struct smtp_txn *t = s->txn;
 	struct evbuffer *b = evbuffer_new();
 	struct queue_ref ref = { t->id, t->written };
 	struct ipc_call *c = NULL;
@@ -352,12 +377,15 @@ smtp_data_step(struct smtp_session *s)
 		struct evbuffer_iovec v;
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 			break;
+		size_t before = evbuffer_get_length(t->buf);
 		size_t used = smtp_data_feed(&t->dec, v.iov_base, v.iov_len, t->buf);
 		evbuffer_drain(in, used);
-		if (smtp_data_error(&t->dec) != SMTP_DATA_ERR_NONE)
+		if (smtp_data_error(&t->dec) != SMTP_DATA_ERR_NONE) {
 			evbuffer_drain(t->buf, evbuffer_get_length(t->buf));
-		else
+		} else {
+			smtp_sender_scan(s, before);
 			smtp_flush_message(s, false);
+		}
 	}
 	if (!smtp_data_done(&t->dec))
 		return false;
@@ -377,11 +405,14 @@ smtp_bdat_step(struct smtp_session *s)
 			break;
 		size_t take = v.iov_len < s->bdat_left ? v.iov_len : (size_t)s->bdat_left;
 		if (t != NULL) {
+			size_t before = evbuffer_get_length(t->buf);
 			smtp_data_feed(&t->dec, v.iov_base, take, t->buf);
-			if (smtp_data_error(&t->dec) != SMTP_DATA_ERR_NONE)
+			if (smtp_data_error(&t->dec) != SMTP_DATA_ERR_NONE) {
 				evbuffer_drain(t->buf, evbuffer_get_length(t->buf));
-			else
+			} else {
+				smtp_sender_scan(s, before);
 				smtp_flush_message(s, false);
+			}
 		}
 		evbuffer_drain(in, take);
 		s->bdat_left -= take;
@@ -406,7 +437,9 @@ smtp_bdat_step(struct smtp_session *s)
 		smtp_message_end(s);
 		return true;
 	}
+	size_t before = evbuffer_get_length(t->buf);
 	smtp_data_finish_raw(&t->dec, t->buf);
+	smtp_sender_scan(s, before);
 	smtp_message_end(s);
 	return true;
 }
@@ -421,7 +454,7 @@ smtp_on_input(struct lineio *io, void *ctx)
 {
 	struct smtp_session *s = ctx;
 	size_t len;
-	while (s->call == NULL && s->state != SMTP_STATE_CLOSING) {
+	while (s->call == NULL && !s->holding && s->state != SMTP_STATE_CLOSING) {
 		if (lineio_output_pending(io) > SMTP_MAX_OUTPUT) {
 			lineio_wait_output(io);
 			return;
@@ -435,6 +468,14 @@ smtp_on_input(struct lineio *io, void *ctx)
 			if (!smtp_bdat_step(s))
 				return;
 			continue;
+		case SMTP_STATE_AUTH: {
+			/* RFC 4954 §4: responses of up to 12288 octets must be accepted. */
+			int rc = lineio_read_line(io, s->sasl_line, SASL_RESPONSE_MAX, &len);
+			if (rc == 0)
+				return;
+			smtp_auth_response(s, s->sasl_line, len, rc < 0);
+			continue;
+		}
 		case SMTP_STATE_CLOSING:
 			return;
 		case SMTP_STATE_COMMAND:
@@ -489,6 +530,7 @@ void
 smtp_session_reset_after_tls(struct smtp_session *s)
 {
 	smtp_txn_reset(s);
+	smtp_auth_reset(s);
 	s->helo[0] = '\0';
 	s->esmtp = false;
 }

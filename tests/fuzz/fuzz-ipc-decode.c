@@ -18,7 +18,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const uint8_t *p = data + 1;
 	size_t n = size - 1;
 	const char *error;
-	switch (data[0] % 7) {
+	switch (data[0] % 12) {
 	case 0: {
 		struct envelope *e = NULL;
 		if (queue_open_req_decode(p, n, &e, &error) == 0 && envelope_check(e, &error) < 0)
@@ -45,6 +45,32 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct auth_rcpt_res *r = malloc(sizeof(*r));
 		auth_rcpt_res_decode(p, n, r, &error);
 		free(r);
+		break;
+	}
+	case 6: {
+		struct auth_login_req m;
+		if (auth_login_req_decode(p, n, &m, &error) == 0 && m.secret_len > AUTH_SECRET_MAX)
+			__builtin_trap();
+		break;
+	}
+	case 7: {
+		struct auth_login_res m;
+		auth_login_res_decode(p, n, &m, &error);
+		break;
+	}
+	case 8: {
+		struct auth_login_report m;
+		auth_login_report_decode(p, n, &m, &error);
+		break;
+	}
+	case 9: {
+		struct auth_sender_req m;
+		auth_sender_req_decode(p, n, &m, &error);
+		break;
+	}
+	case 10: {
+		struct auth_sender_res m;
+		auth_sender_res_decode(p, n, &m, &error);
 		break;
 	}
 	case 5: {

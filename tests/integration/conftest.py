@@ -6,8 +6,14 @@ the domain example.test and the users alice and bob, free loopback ports for an
 mx, a submission (STARTTLS) and a submissions (implicit TLS) listener, and
 rampartd -d running with its log captured. Tests drive it with real clients
 (smtplib, swaks, openssl s_client) and look at the Maildirs it writes.
+
+Helpers for the AUTH tests: login() returns an smtplib client authenticated on a
+submission listener, audit_events()/wait_audit() read the JSON-lines audit log.
 """
+import base64
+import json
 import os
+import smtplib
 import socket
 import ssl
 import subprocess
@@ -58,10 +64,16 @@ class Rampart:
     PASSWORDS = {"alice@example.test": "Correct-Horse-Battery-42x",
                  "bob@example.test": "Tr0ub4dor&3-Staple-Lamp"}
 
-    def __init__(self, root: Path, tls_files, settings=None, workers=2):
+    def __init__(self, root: Path, tls_files, settings=None, workers=2, listener_options=None):
         self.root = root
         self.cert, self.key = tls_files
-        self.ports = {"mx": free_port(), "submission": free_port(), "submissions": free_port()}
+        # Three distinct ports: the kernel may hand the same free port out twice.
+        ports = []
+        while len(ports) < 3:
+            p = free_port()
+            if p not in ports:
+                ports.append(p)
+        self.ports = dict(zip(("mx", "submission", "submissions"), ports))
         self.state = root / "state"
         self.mail = self.state / "mail"
         self.spool = self.state / "spool"
@@ -83,8 +95,12 @@ class Rampart:
         ]
         for k, v in (settings or {}).items():
             lines.append(f"{k} = {v}")
+        # listener_options: {"mx": {"deny": '"127.0.0.5/32"'}} adds settings to one listener.
+        listener_options = listener_options or {}
         for name, port in self.ports.items():
-            lines.append(f'listener {name} {{ role = {name} address = "127.0.0.1" port = {port} }}')
+            extra = "".join(f" {k} = {v}" for k, v in listener_options.get(name, {}).items())
+            lines.append(f'listener {name} {{ role = {name} address = "127.0.0.1" port = {port}'
+                         f'{extra} }}')
         self.config.write_text("\n".join(lines) + "\n")
         self.proc = None
 
@@ -212,10 +228,10 @@ def make_server(tmp_path, tls_files):
     """For tests that need their own settings: make_server(settings={...})."""
     made = []
 
-    def make(settings=None, workers=2, start=True, name="srv"):
+    def make(settings=None, workers=2, start=True, name="srv", listener_options=None):
         root = tmp_path / f"{name}{len(made)}"
         root.mkdir()
-        r = Rampart(root, tls_files, settings, workers)
+        r = Rampart(root, tls_files, settings, workers, listener_options)
         r.provision()
         if start:
             r.start()
@@ -224,3 +240,101 @@ def make_server(tmp_path, tls_files):
     yield make
     for r in made:
         r.stop()
+
+
+def assert_clean_exit(r):
+    """Stops r and fails on a non-zero exit or a sanitizer report in its log."""
+    if r.proc is None:
+        return            # never started
+    rc = r.stop()
+    assert rc == 0, "rampartd exited with %s:\n%s" % (rc, r.log_text()[-6000:])
+    assert "ERROR: AddressSanitizer" not in r.log_text()
+    assert "runtime error:" not in r.log_text()
+
+
+@pytest.fixture
+def make_checked_server(make_server):
+    """make_server whose servers must exit cleanly (status 0, no sanitizer report),
+    like the `server` fixture's."""
+    made = []
+
+    def make(**kw):
+        r = make_server(**kw)
+        made.append(r)
+        return r
+    yield make
+    for r in made:
+        assert_clean_exit(r)
+
+
+# ---- SMTP AUTH helpers ----
+
+def auth_plain_b64(user, password, authzid=""):
+    """The RFC 4616 PLAIN message, base64: authzid NUL authcid NUL passwd."""
+    raw = authzid.encode() + b"\0" + user.encode() + b"\0" + password.encode()
+    return base64.b64encode(raw).decode()
+
+
+def smtp_client(r, listener="submission", source=None, timeout=10, tls=True,
+                helo="client.example.net"):
+    """An smtplib client on a listener after EHLO, inside TLS when tls is true
+    (STARTTLS on submission and mx, implicit TLS on submissions); source binds the
+    client to a loopback address such as 127.0.0.2."""
+    src = (source, 0) if source else None
+    if listener == "submissions":
+        s = smtplib.SMTP_SSL("127.0.0.1", r.ports[listener], timeout=timeout,
+                             context=client_tls_context(), source_address=src)
+        s.ehlo(helo)
+        return s
+    s = smtplib.SMTP("127.0.0.1", r.ports[listener], timeout=timeout, source_address=src)
+    s.ehlo(helo)
+    if tls:
+        code, text = s.starttls(context=client_tls_context())
+        assert code == 220, text
+        s.ehlo(helo)
+    return s
+
+
+def login(r, user="alice@example.test", listener="submission", mech="PLAIN", password=None,
+          source=None, timeout=10, helo="client.example.net"):
+    """An smtplib client authenticated as user (235 asserted) with exactly one AUTH
+    command of the given mechanism (PLAIN or LOGIN): smtplib's login() would try a
+    second mechanism after a failure."""
+    s = smtp_client(r, listener, source=source, timeout=timeout, helo=helo)
+    pw = Rampart.PASSWORDS[user] if password is None else password
+    s.user, s.password = user, pw
+    try:
+        if mech == "PLAIN":
+            code, text = s.auth("PLAIN", s.auth_plain)
+        else:
+            code, text = s.auth("LOGIN", s.auth_login)
+    except smtplib.SMTPAuthenticationError as e:
+        s.close()
+        raise AssertionError(f"AUTH {mech} as {user} refused: {e.smtp_code} {e.smtp_error!r}")
+    assert code == 235, (code, text)
+    return s
+
+
+def audit_path(r):
+    return r.state / "audit.log"
+
+
+def audit_events(r, event=None):
+    """The audit log's JSON objects, in order (optionally only one event type)."""
+    try:
+        text = audit_path(r).read_text()
+    except FileNotFoundError:
+        return []
+    out = [json.loads(ln) for ln in text.splitlines() if ln.strip()]
+    return [e for e in out if event is None or e.get("event") == event]
+
+
+def wait_audit(r, count, event="auth", pred=None, timeout=10):
+    """Waits until the audit log has at least count events of the type that satisfy
+    pred; returns all of them (the auth process writes after the front replied)."""
+    deadline = time.time() + timeout
+    while True:
+        evs = [e for e in audit_events(r, event) if pred is None or pred(e)]
+        if len(evs) >= count or time.time() > deadline:
+            return evs
+        time.sleep(0.05)

@@ -92,9 +92,13 @@ def test_sigterm_lets_open_transaction_finish(server):
 
 def test_sighup_reloads_certificate_without_dropping_sessions(server, tmp_path):
     ctx = client_tls_context()
+    user, password = "alice@example.test", server.PASSWORDS["alice@example.test"]
+    # Submission requires AUTH: alice sends as herself (sender accountability).
+    alice_msg = MSG.replace("From: carol@remote.test", "From: alice@example.test")
     old = smtplib.SMTP("127.0.0.1", server.ports["submission"])
     old.starttls(context=ctx)
     old.ehlo()
+    old.login(user, password)
     old_cert = old.sock.getpeercert(binary_form=True)
 
     # New certificate and host name, then SIGHUP.
@@ -111,8 +115,8 @@ def test_sighup_reloads_certificate_without_dropping_sessions(server, tmp_path):
         assert time.time() < deadline, server.log_text()
         time.sleep(0.05)
 
-    # The established session still works and delivers.
-    old.sendmail("carol@remote.test", ["alice@example.test"], MSG % ("before", "x"))
+    # The established (authenticated) session still works and delivers.
+    old.sendmail(user, ["alice@example.test"], alice_msg % ("before", "x"))
     old.quit()
     # New sessions get the new configuration and the new certificate.
     new = smtplib.SMTP("127.0.0.1", server.ports["submission"])
@@ -120,7 +124,8 @@ def test_sighup_reloads_certificate_without_dropping_sessions(server, tmp_path):
     new.starttls(context=ctx)
     assert new.sock.getpeercert(binary_form=True) != old_cert
     new.ehlo()
-    new.sendmail("carol@remote.test", ["alice@example.test"], MSG % ("after", "y"))
+    new.login(user, password)
+    new.sendmail(user, ["alice@example.test"], alice_msg % ("after", "y"))
     new.quit()
     server.wait_messages("alice", 2)
 

@@ -39,7 +39,7 @@ def test_greeting_and_ehlo_lists_extensions(server):
             assert ext in kw, f"{ext} not advertised: {r.lines}"
         # RFC 1870 §4: SIZE carries the fixed maximum (35M by default).
         assert kw["SIZE"].split()[1] == str(35 * 1024 * 1024)
-        # No AUTH in this version, and never before TLS (RFC 4954 §4 / DESIGN.md).
+        # No AUTH on the mx listener, and never before TLS (RFC 4954 §4 / DESIGN.md).
         assert "AUTH" not in kw
         c.quit()
 
@@ -373,13 +373,16 @@ def test_expn_never_discloses_a_list(server):
 
 def test_unknown_command_and_auth(server):
     """RFC 5321 §4.2.4: an unrecognised command is 500 (5.5.2) and the session goes on;
-    AUTH is not offered in this version: 502 (RFC 4954 §4 needs it advertised)."""
+    AUTH is not offered on the mx listener (only on submission, see test_smtp_auth.py):
+    503 5.5.1, it is not listed in EHLO, and the session goes on."""
     with SMTPRaw(server.ports["mx"]) as c:
-        c.ehlo()
+        r = c.ehlo()
+        assert not any(ln.upper().startswith("AUTH") for ln in r.lines), r
         r = c.cmd("FOOBAR baz")
         assert r.code == 500 and r.enhanced in ("5.5.1", "5.5.2"), r   # RFC 3463 §3.6
         assert c.cmd("MAILX FROM:<a@b.example>").code == 500   # whole-word verbs only
-        assert c.cmd("AUTH PLAIN AGFsaWNlAHNlY3JldA==").code == 502
+        r = c.cmd("AUTH PLAIN AGFsaWNlAHNlY3JldA==")
+        assert (r.code, r.enhanced) == (503, "5.5.1"), r
         assert c.cmd("NOOP").code == 250
         c.quit()
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import client_tls_context
+from conftest import Rampart, auth_plain_b64, client_tls_context
 from test_smtp_support import SMTPRaw, dot_stuff, message, parse_message, queued_id, settle
 
 
@@ -37,6 +37,10 @@ def ehlo_keywords(reply_lines):
     return {ln.split()[0].upper() for ln in reply_lines[1:]}
 
 
+ALICE = "alice@example.test"
+ALICE_PW = Rampart.PASSWORDS[ALICE]
+
+
 # ---- STARTTLS with smtplib ----
 
 def test_starttls_smtplib_on_submission(server):
@@ -55,13 +59,17 @@ def test_starttls_smtplib_on_submission(server):
         # RFC 3207 §4: a second STARTTLS on a TLS session is 503.
         code, text = s.docmd("STARTTLS")
         assert code == 503, text
-        s.mail("sender@client.example.net")
+        # Submission requires AUTH (RFC 6409 §4.3), offered only now, inside TLS.
+        assert s.has_extn("auth")
+        s.login(ALICE, ALICE_PW)
+        s.mail(ALICE)
         assert s.rcpt("alice@example.test")[0] == 250
-        code, text = s.data(message("starttls-smtplib"))
+        code, text = s.data(message("starttls-smtplib", frm=ALICE))
         assert code == 250
         qid = re.search(rb"queued as (\S+)", text).group(1).decode()
     raw, = stored(server, "alice")
-    received_tls(raw, qid, version, cipher)
+    # RFC 3848 §2: TLS and AUTH give "ESMTPSA".
+    received_tls(raw, qid, version, cipher, keyword="ESMTPSA")
     assert parse_message(raw)["Subject"] == "starttls-smtplib"
 
 
@@ -167,8 +175,10 @@ def test_starttls_discards_injected_transaction(server):
 
 def test_starttls_resets_session(server):
     """RFC 3207 §4.2: after the handshake the server forgets the EHLO and any
-    transaction: MAIL before a new EHLO is 503, a pre-TLS MAIL is gone."""
-    with SMTPRaw(server.ports["submission"]) as c:
+    transaction: MAIL before a new EHLO is 503, a pre-TLS MAIL is gone. (On the mx
+    listener, which offers STARTTLS and takes MAIL without AUTH; submission's MAIL
+    needs AUTH, which is never offered before TLS — see test_starttls_resets_auth_state.)"""
+    with SMTPRaw(server.ports["mx"]) as c:
         c.ehlo("before-tls.example.net")
         assert c.cmd("MAIL FROM:<sender@client.example.net>").code == 250
         c.starttls()
@@ -186,6 +196,25 @@ def test_starttls_resets_session(server):
     flat = received_tls(raw, qid, version, cipher)
     # The HELO name recorded is the one given inside TLS.
     assert "after-tls.example.net" in flat and "before-tls" not in flat
+
+
+def test_starttls_resets_auth_state(server):
+    """RFC 3207 §4.2 on submission: a pipelined AUTH after STARTTLS is discarded, and
+    after the handshake the session must EHLO and AUTH inside TLS before MAIL (530)."""
+    with SMTPRaw(server.ports["submission"]) as c:
+        c.ehlo("before-tls.example.net")
+        assert c.cmd(f"MAIL FROM:<{ALICE}>").code == 530
+        c.send(b"STARTTLS\r\nAUTH PLAIN " + auth_plain_b64(ALICE, ALICE_PW).encode() + b"\r\n")
+        assert c.reply().code == 220
+        assert c.buf == b"", c.buf
+        c.sock = client_tls_context().wrap_socket(c.sock, server_hostname="mx.example.test")
+        assert c.silent(0.5), f"the injected AUTH was answered: {c.buf!r}"
+        c.ehlo("after-tls.example.net")
+        r = c.cmd(f"MAIL FROM:<{ALICE}>")
+        assert (r.code, r.enhanced) == (530, "5.7.0"), r
+        assert c.cmd("AUTH PLAIN " + auth_plain_b64(ALICE, ALICE_PW)).code == 235
+        assert c.cmd(f"MAIL FROM:<{ALICE}>").code == 250
+        c.quit()
 
 
 # ---- openssl s_client -starttls smtp ----
@@ -288,15 +317,18 @@ def test_implicit_tls_submissions(server):
         assert s.has_extn("size") and s.has_extn("8bitmime")
         assert s.docmd("STARTTLS")[0] == 503
         version, cipher = s.sock.version(), s.sock.cipher()[0]
-        s.mail("sender@client.example.net")
+        # RFC 8314 §3.3 + RFC 6409 §4.3: AUTH is offered at once (TLS from the start).
+        assert s.has_extn("auth")
+        s.login(ALICE, ALICE_PW)
+        s.mail(ALICE)
         assert s.rcpt("alice@example.test")[0] == 250
         assert s.rcpt("bob@example.test")[0] == 250
-        code, text = s.data(message("implicit-tls", to="alice@example.test"))
+        code, text = s.data(message("implicit-tls", frm=ALICE, to="alice@example.test"))
         assert code == 250
         qid = re.search(rb"queued as (\S+)", text).group(1).decode()
     for user in ("alice", "bob"):
         raw, = stored(server, user)
-        received_tls(raw, qid, version, cipher)
+        received_tls(raw, qid, version, cipher, keyword="ESMTPSA")
 
 
 def test_implicit_tls_port_sends_no_plaintext(server):
@@ -353,7 +385,8 @@ def test_swaks_tls(server, mode):
     port = server.ports["submission" if mode == "starttls" else "submissions"]
     flag = "--tls" if mode == "starttls" else "--tls-on-connect"
     r = subprocess.run(["swaks", "--server", "127.0.0.1", "--port", str(port), flag,
-                        "--from", "sender@client.example.net", "--to", "bob@example.test",
+                        "--auth", "PLAIN", "--auth-user", ALICE, "--auth-password", ALICE_PW,
+                        "--from", ALICE, "--to", "bob@example.test",
                         "--helo", "client.example.net", "--header", f"Subject: swaks-{mode}",
                         "--timeout", "10"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -361,31 +394,45 @@ def test_swaks_tls(server, mode):
     assert m, r.stdout
     if mode == "starttls":
         assert re.search(r"<-\s+220 2\.0\.0 Ready to start TLS", r.stdout), r.stdout
+    assert re.search(r"<~\s+235 2\.7\.0 ", r.stdout), r.stdout
     raw, = stored(server, "bob")
     rec = " ".join(parse_message(raw)["Received"].split())
-    assert re.search(r"\bwith ESMTPS id %s\b" % re.escape(m.group(1)), rec), rec
+    assert re.search(r"\bwith ESMTPSA id %s\b" % re.escape(m.group(1)), rec), rec
     assert re.search(r"\(using TLSv1\.[23] with cipher \S+", rec), rec
 
 
-def test_utf8_over_tls_keyword(server):
-    """RFC 6531 §3.7.3: an SMTPUTF8 transaction over TLS is recorded "with UTF8SMTPS"."""
-    with SMTPRaw(server.ports["submissions"], tls=True) as c:
+@pytest.mark.parametrize("listener", ["mx", "submissions"])
+def test_utf8_over_tls_keyword(server, listener):
+    """RFC 6531 §3.7.3: an SMTPUTF8 transaction over TLS is recorded "with UTF8SMTPS"
+    (STARTTLS on mx), and "with UTF8SMTPSA" when the client authenticated (implicit
+    TLS on submissions, where alice must send as herself)."""
+    if listener == "mx":
+        c = SMTPRaw(server.ports["mx"])
         c.ehlo()
-        assert c.cmd("MAIL FROM:<j\u00f6rg@client.example.net> SMTPUTF8".encode()).code == 250
+        c.starttls()
+        sender, frm, keyword = "j\u00f6rg@client.example.net", "sender@client.example.net", "UTF8SMTPS"
+    else:
+        c = SMTPRaw(server.ports["submissions"], tls=True)
+        sender, frm, keyword = ALICE, ALICE, "UTF8SMTPSA"
+    with c:
+        c.ehlo()
+        if listener == "submissions":
+            assert c.cmd("AUTH PLAIN " + auth_plain_b64(ALICE, ALICE_PW)).code == 235
+        assert c.cmd(f"MAIL FROM:<{sender}> SMTPUTF8".encode()).code == 250
         assert c.cmd("RCPT TO:<alice@example.test>").code == 250
         assert c.cmd("DATA").code == 354
-        c.send(dot_stuff(message("utf8-tls").encode()))
+        c.send(dot_stuff(message("utf8-tls", frm=frm).encode()))
         qid = queued_id(c.reply())
         version, cipher = c.sock.version(), c.sock.cipher()[0]
         c.quit()
     raw, = stored(server, "alice")
-    received_tls(raw, qid, version, cipher, keyword="UTF8SMTPS")
+    received_tls(raw, qid, version, cipher, keyword=keyword)
 
 
 def test_plain_received_has_no_tls_clause(server):
     """Contrast for the above: without TLS the Received: says "with ESMTP" and has no
-    cipher comment (RFC 3848)."""
-    with SMTPRaw(server.ports["submission"]) as c:
+    cipher comment (RFC 3848). (On mx: submission takes no mail without TLS and AUTH.)"""
+    with SMTPRaw(server.ports["mx"]) as c:
         c.ehlo()
         assert c.cmd("MAIL FROM:<sender@client.example.net>").code == 250
         assert c.cmd("RCPT TO:<alice@example.test>").code == 250

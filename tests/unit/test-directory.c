@@ -138,7 +138,7 @@ test_open_migrate_reopen(void **state)
 	struct stat sb;
 	assert_int_equal(stat(fx->path, &sb), 0);
 	assert_int_equal(sb.st_mode & 0777, 0600);
-	assert_int_equal(directory_schema_version(fx->dir), 1);
+	assert_int_equal(directory_schema_version(fx->dir), 2);
 	add_domain(fx->dir, "example.org");
 	add_user(fx->dir, "bob@example.org");
 	directory_close(&fx->dir);
@@ -157,7 +157,7 @@ test_open_migrate_reopen(void **state)
 	sqlite3_stmt *st;
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(st, 0), 1);
+	assert_int_equal(sqlite3_column_int(st, 0), 2);
 	sqlite3_finalize(st);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -714,6 +714,232 @@ test_list_stop(void **state)
 	assert_int_equal(n, 2);
 }
 
+/* ---------------------------------------------------------------- logins */
+
+/* A version-1 database (made by the first release) gains the new columns with
+ * their defaults: every protocol on, any network. */
+static void
+test_migrate_v1_to_v2(void **state)
+{
+	struct fixture *fx = *state;
+	directory_close(&fx->dir);
+	char path[600];
+	snprintf(path, sizeof(path), "%s/v1.db", fx->tmpdir);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+	    "PRAGMA journal_mode = WAL;"
+	    "CREATE TABLE domains (name TEXT NOT NULL PRIMARY KEY, created INTEGER NOT NULL);"
+	    "CREATE TABLE users (id INTEGER PRIMARY KEY, address TEXT NOT NULL UNIQUE,"
+	    " local_part TEXT NOT NULL, domain TEXT NOT NULL REFERENCES domains(name) ON DELETE CASCADE,"
+	    " password_hash TEXT NOT NULL, flags INTEGER NOT NULL DEFAULT 0,"
+	    " enabled INTEGER NOT NULL DEFAULT 1, created INTEGER NOT NULL, updated INTEGER NOT NULL);"
+	    "CREATE INDEX users_domain ON users(domain, local_part);"
+	    "CREATE TABLE aliases (id INTEGER PRIMARY KEY, address TEXT NOT NULL,"
+	    " domain TEXT NOT NULL REFERENCES domains(name) ON DELETE CASCADE,"
+	    " target TEXT NOT NULL COLLATE NOCASE, created INTEGER NOT NULL, UNIQUE (address, target));"
+	    "CREATE INDEX aliases_domain ON aliases(domain, address);"
+	    "INSERT INTO domains VALUES ('example.org', 1);"
+	    "INSERT INTO users(address, local_part, domain, password_hash, created, updated)"
+	    " VALUES ('bob@example.org', 'bob', 'example.org', 'h', 1, 1);"
+	    "PRAGMA user_version = 1;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	char *error = NULL;
+	fx->dir = directory_open(path, &error);
+	assert_non_null(fx->dir);
+	assert_int_equal(directory_schema_version(fx->dir), 2);
+	struct directory_login l;
+	const char *err = NULL;
+	assert_int_equal(directory_login_get(fx->dir, "Bob@Example.ORG", &l, &err), 1);
+	assert_string_equal(l.address, "bob@example.org");
+	assert_string_equal(l.hash, "h");
+	assert_true(l.enabled);
+	for (int p = 0; p < DIRECTORY_PROTO_COUNT; p++) {
+		assert_true(l.protocol[p]);
+		assert_int_equal(l.user_protocol[p], -1);
+	}
+	assert_string_equal(l.networks, "");
+	directory_login_free(&l);
+}
+
+static void
+test_login_switches(void **state)
+{
+	struct fixture *fx = *state;
+	const char *error = NULL;
+	struct directory_login l;
+	add_domain(fx->dir, "example.org");
+	add_user(fx->dir, "alice@example.org");
+	assert_int_equal(directory_login_get(fx->dir, "nobody@example.org", &l, &error), 0);
+	assert_int_equal(directory_login_get(fx->dir, "not an address", &l, &error), 0);
+
+	/* the user's own setting wins over the domain's default, both ways */
+	ok(directory_domain_set_protocol(fx->dir, "example.org", DIRECTORY_PROTO_SMTP, false,
+	    &error), &error);
+	assert_int_equal(directory_login_get(fx->dir, "alice@example.org", &l, &error), 1);
+	assert_false(l.protocol[DIRECTORY_PROTO_SMTP]);
+	assert_true(l.protocol[DIRECTORY_PROTO_IMAP]);
+	directory_login_free(&l);
+	ok(directory_user_set_protocol(fx->dir, "alice@example.org", DIRECTORY_PROTO_SMTP, 1,
+	    &error), &error);
+	ok(directory_user_set_protocol(fx->dir, "alice@example.org", DIRECTORY_PROTO_POP3, 0,
+	    &error), &error);
+	assert_int_equal(directory_login_get(fx->dir, "alice@example.org", &l, &error), 1);
+	assert_true(l.protocol[DIRECTORY_PROTO_SMTP]);
+	assert_int_equal(l.user_protocol[DIRECTORY_PROTO_SMTP], 1);
+	assert_false(l.protocol[DIRECTORY_PROTO_POP3]);
+	assert_int_equal(l.user_protocol[DIRECTORY_PROTO_IMAP], -1);
+	directory_login_free(&l);
+	ok(directory_user_set_protocol(fx->dir, "alice@example.org", DIRECTORY_PROTO_SMTP, -1,
+	    &error), &error);
+	assert_int_equal(directory_login_get(fx->dir, "alice@example.org", &l, &error), 1);
+	assert_false(l.protocol[DIRECTORY_PROTO_SMTP]);
+	directory_login_free(&l);
+	bool on[DIRECTORY_PROTO_COUNT];
+	assert_int_equal(directory_domain_get_protocols(fx->dir, "example.org", on, &error), 1);
+	assert_false(on[DIRECTORY_PROTO_SMTP]);
+	assert_true(on[DIRECTORY_PROTO_POP3]);
+	assert_int_equal(directory_domain_get_protocols(fx->dir, "other.org", on, &error), 0);
+
+	/* networks are stored in canonical form; junk is refused */
+	ok(directory_user_set_networks(fx->dir, "alice@example.org", "10.1.2.3/8  2001:db8::1/32",
+	    &error), &error);
+	assert_int_equal(directory_login_get(fx->dir, "alice@example.org", &l, &error), 1);
+	assert_string_equal(l.networks, "10.0.0.0/8,2001:db8::/32");
+	directory_login_free(&l);
+	assert_int_equal(directory_user_set_networks(fx->dir, "alice@example.org", "10.0.0.0/33",
+	    &error), -1);
+	ok(directory_user_set_enabled(fx->dir, "alice@example.org", false, &error), &error);
+	assert_int_equal(directory_login_get(fx->dir, "alice@example.org", &l, &error), 1);
+	assert_false(l.enabled);
+	directory_login_free(&l);
+	refused(directory_user_set_enabled(fx->dir, "carol@example.org", true, &error), &error,
+	    "No such user");
+	refused(directory_domain_set_protocol(fx->dir, "nope.org", DIRECTORY_PROTO_IMAP, true,
+	    &error), &error, "No such domain");
+}
+
+static void
+test_send_as(void **state)
+{
+	struct fixture *fx = *state;
+	const char *error = NULL;
+	add_domain(fx->dir, "example.org");
+	add_domain(fx->dir, "other.org");
+	add_user(fx->dir, "alice@example.org");
+	add_user(fx->dir, "bob@example.org");
+	add_alias(fx->dir, "sales@example.org", "alice@example.org");
+	add_alias(fx->dir, "team@example.org", "sales@example.org");
+
+	/* own address, subaddress, case */
+	assert_int_equal(directory_may_send_as(fx->dir, "alice@example.org", "alice@example.org",
+	    '+', &error), 1);
+	assert_int_equal(directory_may_send_as(fx->dir, "alice@example.org",
+	    "Alice+news@Example.org", '+', &error), 1);
+	assert_int_equal(directory_may_send_as(fx->dir, "alice@example.org",
+	    "alice+news@example.org", 0, &error), 0);
+	/* aliases that deliver to the user, nested too; not someone else's */
+	assert_int_equal(directory_may_send_as(fx->dir, "alice@example.org", "sales@example.org",
+	    '+', &error), 1);
+	assert_int_equal(directory_may_send_as(fx->dir, "alice@example.org", "team@example.org",
+	    '+', &error), 1);
+	assert_int_equal(directory_may_send_as(fx->dir, "bob@example.org", "sales@example.org",
+	    '+', &error), 0);
+	assert_int_equal(directory_may_send_as(fx->dir, "alice@example.org", "bob@example.org",
+	    '+', &error), 0);
+	assert_int_equal(directory_may_send_as(fx->dir, "alice@example.org", "x@other.org",
+	    '+', &error), 0);
+	assert_int_equal(directory_may_send_as(fx->dir, "alice@example.org", "not-an-address",
+	    '+', &error), 0);
+
+	/* grants: one address, a whole domain */
+	ok(directory_send_as_add(fx->dir, "alice@example.org", "Bob@Example.org", &error), &error);
+	ok(directory_send_as_add(fx->dir, "alice@example.org", "@other.org", &error), &error);
+	refused(directory_send_as_add(fx->dir, "alice@example.org", "bob@example.org", &error),
+	    &error, "alice@example.org may already");
+	refused(directory_send_as_add(fx->dir, "carol@example.org", "bob@example.org", &error),
+	    &error, "No such user");
+	assert_int_equal(directory_may_send_as(fx->dir, "alice@example.org", "bob@example.org",
+	    '+', &error), 1);
+	assert_int_equal(directory_may_send_as(fx->dir, "alice@example.org", "bob+x@example.org",
+	    '+', &error), 1);
+	assert_int_equal(directory_may_send_as(fx->dir, "alice@example.org", "anyone@other.org",
+	    '+', &error), 1);
+	assert_int_equal(directory_may_send_as(fx->dir, "bob@example.org", "anyone@other.org",
+	    '+', &error), 0);
+	struct collect c = { "", 0 };
+	ok(directory_send_as_list(fx->dir, NULL, collect2, &c, &error), &error);
+	assert_string_equal(c.buf, "alice@example.org>@other.org,alice@example.org>bob@example.org");
+	ok(directory_send_as_del(fx->dir, "alice@example.org", "@other.org", &error), &error);
+	refused(directory_send_as_del(fx->dir, "alice@example.org", "@other.org", &error), &error,
+	    "alice@example.org has no send-as grant");
+	assert_int_equal(directory_may_send_as(fx->dir, "alice@example.org", "anyone@other.org",
+	    '+', &error), 0);
+	/* grants go with the user */
+	ok(directory_user_del(fx->dir, "alice@example.org", &error), &error);
+	memset(&c, 0, sizeof(c));
+	ok(directory_send_as_list(fx->dir, NULL, collect2, &c, &error), &error);
+	assert_string_equal(c.buf, "");
+}
+
+static int
+collect_block(const char *net, int64_t until_ms, unsigned level, void *ctx)
+{
+	struct collect *c = ctx;
+	size_t len = strlen(c->buf);
+	snprintf(c->buf + len, sizeof(c->buf) - len, "%s%s@%lld/%u", c->n++ > 0 ? "," : "", net,
+	    (long long)until_ms, level);
+	return 0;
+}
+
+static int
+collect_known(const char *user, const char *host, int64_t until_ms, void *ctx)
+{
+	struct collect *c = ctx;
+	size_t len = strlen(c->buf);
+	snprintf(c->buf + len, sizeof(c->buf) - len, "%s%s %s@%lld", c->n++ > 0 ? "," : "", user,
+	    host, (long long)until_ms);
+	return 0;
+}
+
+static void
+test_guard_state(void **state)
+{
+	struct fixture *fx = *state;
+	const char *error = NULL;
+	struct collect c = { "", 0 };
+	ok(directory_block_put(fx->dir, "127.0.0.0/24", 5000, 1, &error), &error);
+	ok(directory_block_put(fx->dir, "127.0.0.2/32", 3000, 1, &error), &error);
+	ok(directory_block_put(fx->dir, "127.0.0.0/24", 9000, 2, &error), &error);   /* update */
+	ok(directory_block_list(fx->dir, collect_block, &c, &error), &error);
+	assert_string_equal(c.buf, "127.0.0.0/24@9000/2,127.0.0.2/32@3000/1");
+	ok(directory_known_put(fx->dir, "alice@example.org", "127.0.0.1/32", 7000, &error), &error);
+	ok(directory_known_put(fx->dir, "alice@example.org", "127.0.0.1/32", 8000, &error), &error);
+	ok(directory_known_put(fx->dir, "bob@example.org", "::/64", 2000, &error), &error);
+	memset(&c, 0, sizeof(c));
+	ok(directory_known_list(fx->dir, 4000, collect_known, &c, &error), &error);
+	assert_string_equal(c.buf, "alice@example.org 127.0.0.1/32@8000");
+
+	/* another connection (the CLI) deleting a block moves data_version */
+	int64_t v0 = directory_data_version(fx->dir);
+	assert_true(v0 >= 0);
+	char *err2 = NULL;
+	struct directory *other = directory_open(fx->path, &err2);
+	assert_non_null(other);
+	assert_int_equal(directory_block_del(other, "127.0.0.2/32", &error), 1);
+	assert_int_equal(directory_block_del(other, "127.0.0.2/32", &error), 0);
+	directory_close(&other);
+	assert_true(directory_data_version(fx->dir) != v0);
+
+	ok(directory_guard_prune(fx->dir, 8500, &error), &error);
+	memset(&c, 0, sizeof(c));
+	ok(directory_block_list(fx->dir, collect_block, &c, &error), &error);
+	assert_string_equal(c.buf, "127.0.0.0/24@9000/2");
+	memset(&c, 0, sizeof(c));
+	ok(directory_known_list(fx->dir, 0, collect_known, &c, &error), &error);
+	assert_string_equal(c.buf, "");
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int
@@ -734,6 +960,10 @@ main(void)
 		T(test_lookup_limit),
 		T(test_two_processes_write),
 		T(test_list_stop),
+		T(test_migrate_v1_to_v2),
+		T(test_login_switches),
+		T(test_send_as),
+		T(test_guard_state),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
