@@ -10,6 +10,7 @@
 #include "queue/queue-msg.h"
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -166,6 +167,10 @@ front_on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr 
 		refuse(fl, fd, "421 4.7.0 Too many connections from your address\r\n");
 		return;
 	}
+	/* Replies and TLS handshake messages are written whole: Nagle would only
+	 * add a delayed-ACK round (~40 ms) to each exchange. */
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	struct front_conn *c = calloc(1, sizeof(*c));
 	if (c == NULL) {
 		close(fd);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <sodium.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
@@ -221,6 +222,33 @@ lineio_on_event(struct bufferevent *bev, short what, void *arg)
 	io->cb->event(io, io->closing ? LINEIO_FLUSHED : LINEIO_ERROR, io->ctx);
 }
 
+/* Command lines can carry credentials (an AUTH line is a base64 password):
+ * consumed bytes are zeroed before the buffer lets them go, since a partly
+ * drained chunk keeps them until it is freed. */
+static void
+wipe_drain(struct evbuffer *in, size_t len)
+{
+	struct evbuffer_iovec v[4];
+	size_t left = len;
+	struct evbuffer_ptr pos;
+	evbuffer_ptr_set(in, &pos, 0, EVBUFFER_PTR_SET);
+	while (left > 0) {
+		int n = evbuffer_peek(in, (ev_ssize_t)left, &pos, v, 4);
+		if (n <= 0)
+			break;
+		size_t done = 0;
+		for (int i = 0; i < n && i < 4 && left > 0; i++) {
+			size_t k = v[i].iov_len < left ? v[i].iov_len : left;
+			sodium_memzero(v[i].iov_base, k);
+			left -= k;
+			done += k;
+		}
+		if (n <= 4 || evbuffer_ptr_set(in, &pos, done, EVBUFFER_PTR_ADD) < 0)
+			break;
+	}
+	evbuffer_drain(in, len);
+}
+
 int
 lineio_read_line(struct lineio *io, char *buf, size_t max, size_t *len_r)
 {
@@ -230,17 +258,17 @@ lineio_read_line(struct lineio *io, char *buf, size_t max, size_t *len_r)
 		size_t avail = evbuffer_get_length(in);
 		if (io->discarding) {
 			if (lf.pos < 0) {
-				evbuffer_drain(in, avail);
+				wipe_drain(in, avail);
 				return 0;
 			}
-			evbuffer_drain(in, (size_t)lf.pos + 1);
+			wipe_drain(in, (size_t)lf.pos + 1);
 			io->discarding = false;
 			continue;
 		}
 		if (lf.pos < 0) {
 			/* No LF yet: fine unless the line already exceeds its limit (+ CR). */
 			if (avail > max + 1) {
-				evbuffer_drain(in, avail);
+				wipe_drain(in, avail);
 				io->discarding = true;
 				return -1;
 			}
@@ -257,12 +285,12 @@ lineio_read_line(struct lineio *io, char *buf, size_t max, size_t *len_r)
 				content--;
 		}
 		if (content > max) {
-			evbuffer_drain(in, linelen + 1);
+			wipe_drain(in, linelen + 1);
 			return -1;
 		}
-		evbuffer_remove(in, buf, content);
+		evbuffer_copyout(in, buf, content);
 		buf[content] = '\0';
-		evbuffer_drain(in, linelen + 1 - content);
+		wipe_drain(in, linelen + 1);
 		*len_r = content;
 		return 1;
 	}
