@@ -332,7 +332,7 @@ class Pacer:
 
 
 def _attack_worker(idx, nprocs, host, port, starttls, rate, conns, depth, per_conn, spread,
-                   users, domain, start_at, seconds, epoch, nice, out):
+                   users, domain, start_at, seconds, epoch, nice, addr_base, out):
     if nice:
         os.nice(nice)
     ctx = tls_context()
@@ -341,7 +341,7 @@ def _attack_worker(idx, nprocs, host, port, starttls, rate, conns, depth, per_co
     st = {"sent": 0, "replies": {}, "sent_bins": [0] * nbins, "reply_bins": [0] * nbins,
           "conns": 0, "conn_fail": {}, "closed_by_server": 0,
           "errors": []}
-    addr_k = [idx]
+    addr_k = [addr_base + idx]
 
     def bin_of(t):
         return min(nbins - 1, max(0, int(t - epoch)))
@@ -441,13 +441,15 @@ def _attack_worker(idx, nprocs, host, port, starttls, rate, conns, depth, per_co
 
 def start_attack(host, port, rate, seconds, procs=2, conns=1500, depth=1, per_conn=40,
                  spread="wide", users=(), domain="example.test", start_at=None,
-                 starttls=False, nice=0):
+                 starttls=False, nice=0, addr_base=0):
     """Starts the attack in `procs` processes; returns (processes, queue, epoch).
     Each process paces rate/procs AUTH attempts per second over conns/procs
     connections with up to `depth` pipelined attempts each, per_conn attempts per
     connection (then QUIT and a new source address). nice > 0 lowers the
     processes' CPU priority (an attack comes from elsewhere; here it shares the
-    machine). Collect with finish_attack()."""
+    machine). addr_base: where in the attack_address() sequence to start (another
+    attack in the same run should not reuse the first one's addresses). Collect
+    with finish_attack()."""
     start_at = start_at or time.time() + 1 + conns / 400
     epoch = start_at
     out = multiprocessing.Queue()
@@ -456,7 +458,7 @@ def start_attack(host, port, rate, seconds, procs=2, conns=1500, depth=1, per_co
         n = conns // procs + (1 if i < conns % procs else 0)
         ps.append(multiprocessing.Process(target=_attack_worker, args=(
             i, procs, host, port, starttls, rate / procs, n, depth, per_conn, spread,
-            list(users), domain, start_at, seconds, epoch, nice, out)))
+            list(users), domain, start_at, seconds, epoch, nice, addr_base, out)))
     for p in ps:
         p.start()
     return ps, out, epoch

@@ -362,6 +362,69 @@ def login_phase(args, srv, pairs, seconds, port):
     }
 
 
+def attack_phase(args, srv, port, res, rate, conns, users, legit_src, addr_base):
+    """An attack at `rate` with the prober (LEGIT from legit_src) in its window; the
+    figures of the window."""
+    lead = 1.0 + conns / 400.0   # time to open the attack's connections
+    atk_start = time.time() + lead
+    w0 = atk_start + args.ramp
+    w1 = w0 + args.legit_seconds
+    atk_secs = args.ramp + args.legit_seconds + 1.0
+    aps, aq, epoch = authload.start_attack(
+        HOST, port, rate, atk_secs, procs=args.attack_procs, conns=conns, depth=args.depth,
+        per_conn=args.per_conn, spread=args.spread, users=users, domain=DOMAIN,
+        start_at=atk_start, starttls=args.starttls, nice=args.attack_nice, addr_base=addr_base)
+    pp, pq = authload.start_probe(HOST, port, legit_src, LEGIT, PASSWORD, args.legit_rate, w0,
+                                  args.legit_seconds, starttls=args.starttls)
+    sleep_until(w0)
+    s0 = srv.sample()
+    sleep_until(w1)
+    s1 = srv.sample()
+    pr = pq.get()
+    pp.join()
+    st = authload.finish_attack(aps, aq)
+    if not srv.alive():
+        raise BenchError("rampartd died during the attack:\n" + srv.log_tail())
+    time.sleep(0.5)   # the last audit lines of the window
+    d = delta(s0, s1)
+    wall = d["wall"]
+    # The attack's per-second bins, restricted to the window.
+    b0, b1 = int(round(w0 - epoch)), int(round(w1 - epoch))
+    sent_w = sum(st["sent_bins"][b0:b1]) / max(1, b1 - b0)
+    ans_w = sum(st["reply_bins"][b0:b1]) / max(1, b1 - b0)
+    ans_min = min(st["reply_bins"][b0:b1] or [0])
+    ac = audit_counts(srv.audit, s0["t"], s1["t"], legit_src)
+    attack_lines = sum(v for (who, _), v in ac.items() if who == "attack")
+    attack_hashed = sum(ac.get(("attack", r), 0) for r in ("bad-credentials", "unknown-user", "ok"))
+    legit_hashed = sum(ac.get(("legit", r), 0) for r in ("ok", "bad-credentials"))
+    queue_full = log_count(srv.logfile, s0["t"], s1["t"], "hashing queue full")
+    samples = pr["samples"]
+    lat_ok = [s[2] for s in samples if s[1] == 235]
+    auth_ok = [s[3] for s in samples if s[1] == 235]
+    # A failed login is an infinitely slow one for the percentiles.
+    lat_all = lat_ok + [float("inf")] * (len(samples) - len(lat_ok))
+    return {
+        "sent": sent_w, "answered": ans_w, "answered_min": ans_min,
+        "audit_rate": attack_lines / wall,
+        "replies": st["replies"], "conns": st["conns"], "conn_fail": st["conn_fail"],
+        "closed": st["closed_by_server"], "client_cpu": st["cpu"] / atk_secs,
+        "errors": st["errors"], "queue_full": queue_full / wall,
+        "reasons": {r: v / wall for (who, r), v in ac.items() if who == "attack"},
+        "events": {r: v for (who, r), v in ac.items() if who == "event"},
+        "hash_audit": attack_hashed / wall, "legit_hash_audit": legit_hashed / wall,
+        "hash_cpu": d["hash"], "threads": d["threads"], "auth_cpu": d["auth"],
+        "server_cpu": d["server"], "busy": d["busy"],
+        "hash_est": d["hash"] / res["raw_prod_cpu"],
+        "legit_n": len(samples), "legit_fail": len(samples) - len(lat_ok),
+        "legit_fail_codes": sorted({(s[1], s[4][:60]) for s in samples if s[1] != 235}),
+        "legit_reasons": {r: v for (who, r), v in ac.items() if who == "legit"},
+        "p50": pct_ms(lat_all, 50), "p90": pct_ms(lat_all, 90), "p99": pct_ms(lat_all, 99),
+        "max": pct_ms(lat_all, 100),
+        "auth_p50": pct_ms(auth_ok, 50), "auth_p99": pct_ms(auth_ok, 99),
+        "probe_cpu": pr["cpu"],
+    }
+
+
 def one_run(args, idx, root, cert, key, lib):
     res = {}
     deadline = time.monotonic() + args.wait_idle_max
@@ -400,8 +463,10 @@ def one_run(args, idx, root, cert, key, lib):
         test_pairs = [(f"127.201.{i // 250}.{i % 250 + 1}", f"test{i % nusers}@{DOMAIN}", PASSWORD)
                       for i in range(args.test_pairs)]
         base_pair = ("127.202.0.1", LEGIT, PASSWORD)
+        lane_pair = ("127.202.0.2", LEGIT, PASSWORD)
         legit_pair = (HOST, LEGIT, PASSWORD)
-        warm = [legit_pair, base_pair] + prod_pairs + test_pairs
+        warm = [legit_pair, base_pair] + ([lane_pair] if args.lane_rate > 0 else []) + \
+            prod_pairs + test_pairs
         log(f"run {idx}: {len(warm)} first logins (familiar addresses), paced under "
             f"auth_hash_rate")
         t = time.monotonic()
@@ -435,75 +500,27 @@ def one_run(args, idx, root, cert, key, lib):
         res["base_fail"] = len(pr["samples"]) - len(ok)
 
         # 2b. the attack, and the prober in its window.
-        lead = 1.0 + args.attack_conns / 400.0   # time to open the attack's connections
-        atk_start = time.time() + lead
-        w0 = atk_start + args.ramp
-        w1 = w0 + args.legit_seconds
-        atk_secs = args.ramp + args.legit_seconds + 1.0
         log(f"run {idx}: attack {args.attack_rate:g}/s ({args.attack_conns} connections, "
             f"{args.attack_procs} processes, depth {args.depth}), legitimate logins "
             f"{args.legit_rate:g}/s in [{args.ramp:g} s, {args.ramp + args.legit_seconds:g} s]")
         users = [f"alice@{DOMAIN}", f"bob@{DOMAIN}"] if args.attack_users != "unknown" else []
-        aps, aq, epoch = authload.start_attack(
-            HOST, port, args.attack_rate, atk_secs, procs=args.attack_procs,
-            conns=args.attack_conns, depth=args.depth, per_conn=args.per_conn,
-            spread=args.spread, users=users, domain=DOMAIN, start_at=atk_start,
-            starttls=args.starttls, nice=args.attack_nice)
-        pp, pq = authload.start_probe(HOST, port, HOST, LEGIT, PASSWORD, args.legit_rate, w0,
-                                      args.legit_seconds, starttls=args.starttls)
-        sleep_until(w0)
-        s0 = srv.sample()
-        sleep_until(w1)
-        s1 = srv.sample()
-        pr = pq.get()
-        pp.join()
-        st = authload.finish_attack(aps, aq)
-        if not srv.alive():
-            raise BenchError("rampartd died during the attack:\n" + srv.log_tail())
-        time.sleep(0.5)   # the last audit lines of the window
-        d = delta(s0, s1)
-        wall = d["wall"]
-        # The attack's per-second bins, restricted to the window.
-        b0, b1 = int(round(w0 - epoch)), int(round(w1 - epoch))
-        sent_w = sum(st["sent_bins"][b0:b1]) / max(1, b1 - b0)
-        ans_w = sum(st["reply_bins"][b0:b1]) / max(1, b1 - b0)
-        ans_min = min(st["reply_bins"][b0:b1] or [0])
-        ac = audit_counts(srv.audit, s0["t"], s1["t"], HOST)
-        attack_lines = sum(v for (who, _), v in ac.items() if who == "attack")
-        attack_hashed = sum(ac.get(("attack", r), 0) for r in ("bad-credentials", "unknown-user",
-                                                                "ok"))
-        legit_hashed = sum(ac.get(("legit", r), 0) for r in ("ok", "bad-credentials"))
-        queue_full = log_count(srv.logfile, s0["t"], s1["t"], "hashing queue full")
-        samples = pr["samples"]
-        lat_ok = [s[2] for s in samples if s[1] == 235]
-        # A failed login is an infinitely slow one for the percentiles.
-        lat_all = lat_ok + [float("inf")] * (len(samples) - len(lat_ok))
-        res["attack"] = {
-            "sent": sent_w, "answered": ans_w, "answered_min": ans_min,
-            "audit_rate": attack_lines / wall,
-            "replies": st["replies"], "conns": st["conns"], "conn_fail": st["conn_fail"],
-            "closed": st["closed_by_server"], "client_cpu": st["cpu"] / atk_secs,
-            "errors": st["errors"], "queue_full": queue_full / wall,
-            "reasons": {r: v / wall for (who, r), v in ac.items() if who == "attack"},
-            "events": {r: v for (who, r), v in ac.items() if who == "event"},
-            "hash_audit": attack_hashed / wall, "legit_hash_audit": legit_hashed / wall,
-            "hash_cpu": d["hash"], "threads": d["threads"], "auth_cpu": d["auth"],
-            "server_cpu": d["server"], "busy": d["busy"],
-            "hash_est": d["hash"] / res["raw_prod_cpu"],
-            "legit_n": len(samples), "legit_fail": len(samples) - len(lat_ok),
-            "legit_fail_codes": sorted({(s[1], s[4][:60]) for s in samples if s[1] != 235}),
-            "legit_reasons": {r: v for (who, r), v in ac.items() if who == "legit"},
-            "p50": pct_ms(lat_all, 50), "p90": pct_ms(lat_all, 90), "p99": pct_ms(lat_all, 99),
-            "max": pct_ms(lat_all, 100),
-            "auth_p50": pct_ms([s[3] for s in samples if s[1] == 235], 50),
-            "auth_p99": pct_ms([s[3] for s in samples if s[1] == 235], 99),
-            "probe_cpu": pr["cpu"],
-        }
+        res["attack"] = attack_phase(args, srv, port, res, args.attack_rate, args.attack_conns,
+                                     users, HOST, 0)
         a = res["attack"]
         log(f"run {idx}: attack sent {a['sent']:.0f}/s, answered {a['answered']:.0f}/s, audit "
             f"{a['audit_rate']:.0f}/s; attack hashes {a['hash_audit']:.1f}/s (audit), "
             f"{a['hash_est']:.1f}/s (threads); legit p50 {a['p50']:.0f} ms p99 {a['p99']:.0f} ms, "
             f"{a['legit_fail']} failed of {a['legit_n']}")
+        # 2c. only what the attack costs in hashing: unknown names at a rate that
+        # just keeps the unfamiliar lane full, the legitimate user elsewhere.
+        if args.lane_rate > 0:
+            log(f"run {idx}: hashing-lane-only attack {args.lane_rate:g}/s (unknown names), "
+                f"legitimate logins from {lane_pair[0]}")
+            res["lane"] = attack_phase(args, srv, port, res, args.lane_rate, args.lane_conns, [],
+                                       lane_pair[0], 10_000_000)
+            a = res["lane"]
+            log(f"run {idx}: lane-only: attack hashes {a['hash_audit']:.1f}/s, legit p50 "
+                f"{a['p50']:.0f} ms p99 {a['p99']:.0f} ms, {a['legit_fail']} failed")
     finally:
         srv.stop()
     return res
@@ -626,6 +643,15 @@ def report(args, runs, total_secs):
                   f"{r['attack']['legit_reasons']}")
     print(f"   baseline, no attack (127.202.0.1, familiar): p50 {med(get('base_p50'))} ms, p99 "
           f"{med(get('base_p99'))} ms; AUTH alone p50 {med(get('base_auth_p50'))} ms")
+    if all("lane" in r for r in runs):
+        ln = lambda k: get("lane", k)  # noqa: E731
+        print(f"   for comparison, an attack that only fills the hashing lane: {args.lane_rate:g}/s "
+              f"unknown names ({args.lane_conns} connections), alice from 127.202.0.2 (familiar):")
+        print(f"      attack hashes {med(ln('hash_audit'), 1)}/s (audit), rampartd CPU "
+              f"{med(ln('server_cpu'), 2)} s/s, machine busy {med(ln('busy'))} %")
+        print(f"      legit p50 {med(ln('p50'))} ms, p90 {med(ln('p90'))} ms, p99 {med(ln('p99'))} ms; "
+              f"AUTH alone p50 {med(ln('auth_p50'))} ms, p99 {med(ln('auth_p99'))} ms; failed "
+              f"{med(ln('legit_fail'))}")
     print()
     print("3. hashing during the attack window")
     print(f"   Argon2id/s from the audit log: attack {med(a('hash_audit'), 1)} "
@@ -691,6 +717,11 @@ def main():
                     "narrow = 127.0.0.2..254 only (the guard blocks the /24 within seconds)")
     ap.add_argument("--attack-users", choices=("mix", "unknown"), default="mix",
                     help="mix: half alice/bob, half unknown names; unknown: unknown names only")
+    ap.add_argument("--lane-rate", type=float, default=40,
+                    help="second, smaller attack: unknown names at this rate, enough to keep "
+                    "the unfamiliar hashing lane full with little other load (40/s; 0 = skip)")
+    ap.add_argument("--lane-conns", type=int, default=150,
+                    help="its connections (150)")
     ap.add_argument("--ramp", type=float, default=3.0,
                     help="seconds of attack before the measurement window (3)")
     ap.add_argument("--legit-rate", type=float, default=5.0, help="legitimate logins/s (5)")

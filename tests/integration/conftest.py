@@ -66,6 +66,7 @@ class Rampart:
 
     def __init__(self, root: Path, tls_files, settings=None, workers=2, listener_options=None):
         self.root = root
+        self.workers = workers
         self.cert, self.key = tls_files
         # Three distinct ports: the kernel may hand the same free port out twice.
         ports = []
@@ -136,6 +137,16 @@ class Rampart:
                     if time.time() > deadline:
                         raise AssertionError("rampartd did not start:\n" + self.log_text())
                     time.sleep(0.05)
+        # The parent binds the listeners before its children exist: wait (best
+        # effort; some tests start servers whose children are meant to fail) until
+        # auth, queue and every front are running, so pids() and children() see them.
+        fronts = self.workers or os.cpu_count() or 1
+        while time.time() < deadline and self.proc.poll() is None:
+            roles = list(self.children().values())
+            if "auth" in roles and "queue" in roles and \
+                    sum(r.startswith("front") for r in roles) >= fronts:
+                break
+            time.sleep(0.05)
         return self
 
     def stop(self, timeout=30):
