@@ -166,6 +166,8 @@ def _login_worker(host, port, starttls, pairs, budget, clients, start_at, second
                 res["exhausted"] = True
                 return
             code, lat, alat, err = await login(host, port, p[0], p[1], p[2], ctx, starttls)
+            if code == 235 and time.time() > deadline:
+                return   # finished after the end: not counted (the C client does the same)
             if code == 235:
                 res["ok"] += 1
                 res["lat"].append(lat)

@@ -84,6 +84,7 @@ struct conn {
 	int sent, outstanding;
 	char src[32];
 	struct conn *next_ready;
+	struct conn *next_all, **prevp_all;   /* every open connection, to free at the end */
 };
 
 struct pair {
@@ -120,6 +121,7 @@ static SSL_CTX *ctx;
 static int ep;
 static int active;          /* sessions open */
 static struct conn *ready_head, *ready_tail;
+static struct conn *all_conns;
 
 /* results */
 static long ok_count, sent_total, conns_opened, closed_by_server;
@@ -260,6 +262,9 @@ conn_close(struct conn *c)
 	}
 	epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
+	*c->prevp_all = c->next_all;
+	if (c->next_all != NULL)
+		c->next_all->prevp_all = c->prevp_all;
 	free(c);
 	active--;
 }
@@ -382,6 +387,11 @@ conn_open(const char *src)
 	c->t0 = now_mono();
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.ptr = c };
 	epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
+	c->next_all = all_conns;
+	if (all_conns != NULL)
+		all_conns->prevp_all = &c->next_all;
+	c->prevp_all = &all_conns;
+	all_conns = c;
 	active++;
 	return c;
 }
@@ -833,7 +843,7 @@ main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);   /* a peer that closed is seen as a write error */
-	srandom((unsigned)getpid() ^ (unsigned)(now_epoch() * 1000));
+	srandom((unsigned)getpid() ^ (unsigned)(unsigned long long)(now_epoch() * 1000));
 	lat = calloc(MAX_SAMPLES, sizeof(*lat));
 	auth_lat = calloc(MAX_SAMPLES, sizeof(*auth_lat));
 	samples = calloc(MAX_SAMPLES, sizeof(*samples));
@@ -920,5 +930,12 @@ main(int argc, char **argv)
 			conn_event(evs[i].data.ptr, evs[i].events);
 	}
 	report();
+	while (all_conns != NULL)
+		conn_close(all_conns);
+	SSL_CTX_free(ctx);
+	close(ep);
+	free(lat);
+	free(auth_lat);
+	free(samples);
 	return 0;
 }

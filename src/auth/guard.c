@@ -835,8 +835,16 @@ guard_success(struct guard *g, int64_t now, const struct netaddr *addr, const ch
 		pair_touch(g, p, now);
 	}
 	uint32_t i = table_find(&g->tiers, host);
-	if (i != NIL)
-		tier_at(g, i)->over = 0;
+	if (i != NIL) {
+		/* A success gives its attempt token back: the budget is for guessing,
+		 * and a busy client (a webmail host, an office behind NAT) logging in
+		 * all day must not end up tarpitted. */
+		struct tier_entry *e = tier_at(g, i);
+		int64_t full = (int64_t)g->attempt_cap[e->tier] * g->cfg.window_ms;
+		e->attempts.units = e->attempts.units + g->cfg.window_ms > full ? full :
+		    e->attempts.units + g->cfg.window_ms;
+		e->over = 0;
+	}
 }
 
 int

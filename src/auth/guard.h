@@ -160,7 +160,8 @@ void guard_check(struct guard *g, int64_t now, const struct netaddr *addr, const
 void guard_failure(struct guard *g, int64_t now, const struct netaddr *addr, const char *user,
 		   bool user_exists, const uint8_t *fingerprint, struct guard_events *ev);
 
-/* After a successful login: (user, host key) becomes known until
+/* After a successful login: the host's attempt token is given back (the
+ * attempt budget limits guessing, not use); (user, host key) becomes known until
  * now + known_ttl_ms; a GUARD_EV_KNOWN event when the caller should persist it
  * (first time, or the stored expiry is GUARD_KNOWN_REFRESH_MS stale). */
 void guard_success(struct guard *g, int64_t now, const struct netaddr *addr, const char *user,

@@ -10,6 +10,7 @@
 struct hash_job {
 	struct hash_job *next;
 	struct hash_sched *hs;
+	bool familiar;
 	workpool_fn *run, *done;
 	void *arg;
 };
@@ -24,6 +25,7 @@ struct hash_sched {
 	struct workpool *pool;
 	struct event *timer;
 	unsigned threads, running;
+	unsigned running_unfamiliar;  /* at most threads - 1 (when threads > 1) */
 	double rate, tokens;        /* unfamiliar lane's bucket */
 	int64_t refilled_ms;
 	size_t queue_max;
@@ -46,6 +48,8 @@ job_done(void *arg)
 	struct hash_job *j = arg;
 	struct hash_sched *hs = j->hs;
 	hs->running--;
+	if (!j->familiar)
+		hs->running_unfamiliar--;
 	j->done(j->arg);
 	free(j);
 	hash_sched_pump(hs);
@@ -94,6 +98,10 @@ hash_sched_pump(struct hash_sched *hs)
 		if (hs->lane[1].len > 0) {
 			j = lane_pop(&hs->lane[1]);
 		} else if (hs->lane[0].len > 0) {
+			/* One thread stays free for a familiar login: it waits for at
+			 * most its own hash, never behind an attacker's. */
+			if (hs->threads > 1 && hs->running_unfamiliar >= hs->threads - 1)
+				return;
 			refill(hs);
 			if (hs->tokens < 1.0) {
 				double wait = (1.0 - hs->tokens) / hs->rate;
@@ -104,6 +112,7 @@ hash_sched_pump(struct hash_sched *hs)
 			}
 			hs->tokens -= 1.0;
 			j = lane_pop(&hs->lane[0]);
+			hs->running_unfamiliar++;
 		} else {
 			return;
 		}
@@ -163,6 +172,7 @@ hash_sched_submit(struct hash_sched *hs, bool familiar, workpool_fn *run, workpo
 	if (j == NULL)
 		return -1;
 	j->hs = hs;
+	j->familiar = familiar;
 	j->run = run;
 	j->done = done;
 	j->arg = arg;

@@ -5,12 +5,14 @@
  * so it runs on a bounded worker pool (never on the event loop) behind two lanes:
  *   - the familiar lane (a user logging in from an address that logged in to
  *     that account recently) always goes first;
- *   - the unfamiliar lane is also capped at `rate` verifications per second
- *     (a token bucket with a one-second burst), and at most `queue_max` such
+ *   - the unfamiliar lane never holds every thread (one stays for familiar
+ *     logins when there are two or more), and is capped at `rate` per second
+ *     (a token bucket with a one-second burst); at most `queue_max` such
  *     jobs wait; beyond that hash_sched_submit() refuses (the login gets a
  *     temporary failure) rather than queueing without bound.
- * So an attack costs at most `threads` cores and `rate` hashes per second, and
- * the real user's latency is one hash plus the wait for a free thread.
+ * So an attack costs at most `threads` - 1 cores and `rate` hashes per second,
+ * and a familiar login waits for at most its own hash plus the queue of other
+ * familiar logins.
  */
 #ifndef RAMPART_HASH_SCHED_H
 #define RAMPART_HASH_SCHED_H

@@ -504,6 +504,9 @@ test_tarpit(void **state)
 	assert_int_equal(check(g, now, "192.0.2.2", NULL, NULL).delay_ms, 1000);
 	assert_int_equal(check(g, now, "192.0.2.2", NULL, NULL).delay_ms, 2000);
 	succeed(g, now, "192.0.2.2", "frank", NULL);
+	/* The success gave its token back (the budget is for guessing): one more
+	 * attempt passes, then the tarpit starts over at its base. */
+	assert_int_equal(verdict(g, now, "192.0.2.2", "x"), GUARD_ALLOW);
 	d = check(g, now, "192.0.2.2", "x", NULL);
 	assert_int_equal(d.verdict, GUARD_RATE_LIMITED);
 	assert_int_equal(d.delay_ms, 1000);
@@ -511,6 +514,20 @@ test_tarpit(void **state)
 	d = check(g, now, "192.0.2.2", "frank", NULL);
 	assert_int_equal(d.verdict, GUARD_RATE_LIMITED);
 	assert_true(d.known);
+	guard_free(&g);
+}
+
+/* A busy client that logs in successfully all day (a webmail host: 600
+ * logins in one second, ten times the attempt budget) is never tarpitted. */
+static void
+test_successes_use_no_budget(void **state)
+{
+	struct guard *g = guard_new(&base_cfg);
+	int64_t now = T0;
+	for (unsigned i = 0; i < 600; i++) {
+		assert_int_equal(verdict(g, now + i, "192.0.2.9", "grace"), GUARD_ALLOW);
+		succeed(g, now + i, "192.0.2.9", "grace", NULL);
+	}
 	guard_free(&g);
 }
 
@@ -1004,6 +1021,7 @@ main(void)
 		cmocka_unit_test(test_repeat_counts_once),
 		cmocka_unit_test(test_repeat_window),
 		cmocka_unit_test(test_tarpit),
+		cmocka_unit_test(test_successes_use_no_budget),
 		cmocka_unit_test(test_block_durations),
 		cmocka_unit_test(test_block_expiry_refills),
 		cmocka_unit_test(test_unblock),
