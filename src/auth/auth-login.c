@@ -279,17 +279,19 @@ auth_login_request(struct auth_front *fr, struct ipc_frame *f)
 		l->secret[req.secret_len] = '\0';
 		l->secret_len = req.secret_len;
 	}
-	if (rc < 0) {
+	if (rc < 0 || l == NULL || l->secret == NULL) {
+		/* Still answer: the session waiting for it must not hang. */
 		sodium_memzero((void *)f->data, f->len);
-		log_warn("auth: bad login request from %s: %s", ipc_channel_peer(fr->ch), error);
-		return;
-	}
-	if (l == NULL || l->secret == NULL) {
-		sodium_memzero((void *)f->data, f->len);
-		log_error("auth: out of memory for a login");
+		if (rc < 0)
+			log_warn("auth: bad login request from %s: %s", ipc_channel_peer(fr->ch),
+			    error);
+		else
+			log_error("auth: out of memory for a login");
 		struct auth_login_res res = { AUTH_LOGIN_TEMPFAIL, AUTH_REASON_TEMPORARY, 0, "" };
 		auth_login_res_encode(fr->auth->out, &res);
 		ipc_send_buf(fr->ch, AUTH_LOGIN_RES, f->id, fr->auth->out, -1);
+		if (l != NULL && l->secret != NULL)
+			sodium_free(l->secret);
 		free(l);
 		return;
 	}
@@ -350,15 +352,16 @@ auth_sender_request(struct auth_front *fr, struct ipc_frame *f)
 	struct auth_sender_res res = { AUTH_SENDER_TEMPFAIL };
 	const char *error;
 	if (auth_sender_req_decode(f->data, f->len, &req, &error) < 0) {
+		/* Answered all the same (temporary failure): no session may hang. */
 		log_warn("auth: bad sender request from %s: %s", ipc_channel_peer(fr->ch), error);
-		return;
+	} else {
+		int rc = directory_may_send_as(a->dir, req.user, req.address,
+		    a->cfg->recipient_delimiter[0], &error);
+		if (rc < 0)
+			log_error("auth: sender check failed: %s", error);
+		else
+			res.status = rc == 1 ? AUTH_SENDER_OK : AUTH_SENDER_DENIED;
 	}
-	int rc = directory_may_send_as(a->dir, req.user, req.address,
-	    a->cfg->recipient_delimiter[0], &error);
-	if (rc < 0)
-		log_error("auth: sender check failed: %s", error);
-	else
-		res.status = rc == 1 ? AUTH_SENDER_OK : AUTH_SENDER_DENIED;
 	auth_sender_res_encode(a->out, &res);
 	ipc_send_buf(fr->ch, AUTH_SENDER_RES, f->id, a->out, -1);
 }
