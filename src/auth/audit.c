@@ -1,5 +1,6 @@
 /* audit — see audit.h. */
 #include "auth/audit.h"
+#include "lib/clock.h"
 
 #include "lib/error.h"
 #include "lib/log.h"
@@ -153,23 +154,6 @@ sanitise_utf8(const char *s, char *out)
 	out[o] = '\0';
 }
 
-/* RFC 3339 §5.6 date-time in UTC: "2026-11-21T10:00:00Z", or with ".123" when
- * millis >= 0. */
-static void
-format_time(char *buf, size_t size, time_t t, long millis)
-{
-	struct tm tm;
-	if (gmtime_r(&t, &tm) == NULL) {
-		snprintf(buf, size, "1970-01-01T00:00:00Z");
-		return;
-	}
-	size_t n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
-	if (millis >= 0)
-		snprintf(buf + n, size - n, ".%03ldZ", millis);
-	else
-		snprintf(buf + n, size - n, "Z");
-}
-
 static int
 add_string(json_t *obj, const char *key, const char *value)
 {
@@ -184,12 +168,10 @@ add_string(json_t *obj, const char *key, const char *value)
 static char *
 audit_format(const struct audit_event *ev, size_t *len_r)
 {
-	struct timespec now;
-	char ts[40], until[40];
+	char ts[CLOCK_TEXT_MAX], until[CLOCK_TEXT_MAX];
 	int r = 0;
 
-	clock_gettime(CLOCK_REALTIME, &now);
-	format_time(ts, sizeof(ts), now.tv_sec, now.tv_nsec / 1000000);
+	clock_format(clock_wall_ms(), true, ts, sizeof(ts));
 
 	/* jansson keeps keys in insertion order (since 2.8): this is the line's order. */
 	json_t *obj = json_object();
@@ -210,7 +192,7 @@ audit_format(const struct audit_event *ev, size_t *len_r)
 	r |= add_string(obj, "session", ev->session);
 	r |= add_string(obj, "network", ev->network);
 	if (ev->until != 0) {
-		format_time(until, sizeof(until), (time_t)ev->until, -1);
+		clock_format(ev->until * 1000, false, until, sizeof(until));
 		r |= json_object_set_new(obj, "until", json_string(until));
 	}
 	r |= add_string(obj, "action", ev->action);

@@ -8,6 +8,7 @@
 #include "auth/auth-private.h"
 #include "auth/audit.h"
 #include "auth/directory.h"
+#include "lib/clock.h"
 #include "lib/config.h"
 #include "lib/log.h"
 #include "lib/netaddr.h"
@@ -72,7 +73,7 @@ load_block(const char *network, int64_t until_ms, unsigned level, void *ctx)
 	struct cidr key;
 	const char *error;
 	if (cidr_parse(network, &key, &error) < 0 ||
-	    guard_load_block(a->guard, auth_now_ms(), &key, until_ms, level) < 0)
+	    guard_load_block(a->guard, clock_wall_ms(), &key, until_ms, level) < 0)
 		log_warn("auth: ignoring stored block %s", network);
 	return 0;
 }
@@ -84,7 +85,7 @@ load_known(const char *user, const char *host, int64_t until_ms, void *ctx)
 	struct cidr key;
 	const char *error;
 	if (cidr_parse(host, &key, &error) < 0 ||
-	    guard_load_known(a->guard, auth_now_ms(), user, &key, until_ms) < 0)
+	    guard_load_known(a->guard, clock_wall_ms(), user, &key, until_ms) < 0)
 		log_warn("auth: ignoring stored familiar address %s", host);
 	return 0;
 }
@@ -147,11 +148,11 @@ sync_unblocks(struct auth_ctx *a)
 		return;
 	}
 	struct lift_ctx lc = { .a = a, .sb = &sb };
-	guard_blocks_foreach(a->guard, auth_now_ms(), find_lifted, &lc);
+	guard_blocks_foreach(a->guard, clock_wall_ms(), find_lifted, &lc);
 	for (size_t i = 0; i < lc.nlift; i++) {
 		char net[CIDR_TEXT_MAX];
 		cidr_format(&lc.lift[i], net, sizeof(net));
-		guard_unblock(a->guard, auth_now_ms(), &lc.lift[i]);
+		guard_unblock(a->guard, clock_wall_ms(), &lc.lift[i]);
 		struct audit_event ae = { .event = "unblock", .network = net, .reason = "admin" };
 		auth_audit(a, &ae);
 		log_info("auth: %s unblocked by an administrator", net);
@@ -174,7 +175,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	}
 	if (a->audit != NULL)
 		audit_reopen_if_rotated(a->audit);
-	int64_t now = auth_now_ms();
+	int64_t now = clock_wall_ms();
 	if (now - a->last_prune_ms > PRUNE_INTERVAL_MS) {
 		const char *error;
 		a->last_prune_ms = now;
@@ -215,7 +216,7 @@ auth_guard_init(struct auth_ctx *a, const char **error_r)
 	if (a->audit == NULL)
 		return -1;
 	if (directory_block_list(a->dir, load_block, a, error_r) < 0 ||
-	    directory_known_list(a->dir, auth_now_ms(), load_known, a, error_r) < 0)
+	    directory_known_list(a->dir, clock_wall_ms(), load_known, a, error_r) < 0)
 		return -1;
 	a->data_version = directory_data_version(a->dir);
 	a->last_prune_ms = 0;

@@ -23,6 +23,7 @@
 #include "auth/guard.h"
 #include "auth/hash-sched.h"
 #include "auth/password.h"
+#include "lib/clock.h"
 #include "lib/config.h"
 #include "lib/log.h"
 #include "lib/netaddr.h"
@@ -52,14 +53,6 @@ struct login {
 	size_t secret_len;
 	int verified;                           /* worker's answer: 1, 0, -1 */
 };
-
-int64_t
-auth_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 copy_field(char *dst, size_t size, const char *src)
@@ -172,7 +165,7 @@ login_hash_done(void *arg)
 	struct login *l = arg;
 	struct auth_ctx *a = l->fr->auth;
 	struct guard_events ev = { 0 };
-	int64_t now = auth_now_ms();
+	int64_t now = clock_wall_ms();
 
 	if (l->verified < 0) {
 		log_error("auth: cannot verify the password hash of %s", l->user.address);
@@ -246,7 +239,7 @@ login_decide(struct login *l)
 				*p = (char)(*p - 'A' + 'a');
 	const char *who = l->exists ? l->user.address : l->name;
 
-	guard_check(a->guard, auth_now_ms(), &l->addr, who, &d, &ev);
+	guard_check(a->guard, clock_wall_ms(), &l->addr, who, &d, &ev);
 	if (d.verdict != GUARD_ALLOW) {
 		login_finish(l, AUTH_LOGIN_FAIL, verdict_reason(d.verdict), d.delay_ms);
 		auth_guard_events(a, &ev);
@@ -256,7 +249,7 @@ login_decide(struct login *l)
 	l->known = d.known;
 	if (l->exists && !network_allowed(l, &error)) {
 		struct guard_events fev = { 0 };
-		guard_failure(a->guard, auth_now_ms(), &l->addr, NULL, false, NULL, &fev);
+		guard_failure(a->guard, clock_wall_ms(), &l->addr, NULL, false, NULL, &fev);
 		login_finish(l, AUTH_LOGIN_FAIL, AUTH_REASON_NETWORK_NOT_ALLOWED, failure_delay(a));
 		auth_guard_events(a, &fev);
 		return;

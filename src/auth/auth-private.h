@@ -47,9 +47,6 @@ struct auth_ctx {
 	uint8_t fp_key[crypto_generichash_KEYBYTES];   /* failure fingerprints */
 };
 
-/* Wall clock in milliseconds (blocks and familiar pairs are persisted). */
-int64_t auth_now_ms(void);
-
 /* auth-login.c */
 int auth_login_init(struct auth_ctx *a, const char **error_r);
 void auth_login_deinit(struct auth_ctx *a);

@@ -1,5 +1,6 @@
 /* hash-sched — see hash-sched.h. */
 #include "auth/hash-sched.h"
+#include "lib/clock.h"
 #include "lib/log.h"
 
 #include <stdlib.h>
@@ -31,14 +32,6 @@ struct hash_sched {
 	size_t queue_max;
 	struct hash_lane lane[2];   /* [1] familiar, [0] unfamiliar */
 };
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void hash_sched_pump(struct hash_sched *hs);
 
@@ -77,7 +70,7 @@ lane_pop(struct hash_lane *l)
 static void
 refill(struct hash_sched *hs)
 {
-	int64_t now = now_ms();
+	int64_t now = clock_mono_ms();
 	hs->tokens += (double)(now - hs->refilled_ms) * hs->rate / 1000.0;
 	if (hs->tokens > hs->rate)
 		hs->tokens = hs->rate < 1 ? 1 : hs->rate;   /* burst: one second's worth */
@@ -136,7 +129,7 @@ hash_sched_new(struct event_base *base, unsigned threads, double rate, size_t qu
 	hs->threads = threads;
 	hs->rate = rate;
 	hs->tokens = rate < 1 ? 1 : rate;
-	hs->refilled_ms = now_ms();
+	hs->refilled_ms = clock_mono_ms();
 	hs->queue_max = queue_max;
 	for (int i = 0; i < 2; i++)
 		hs->lane[i].tail = &hs->lane[i].head;

@@ -17,6 +17,7 @@
  */
 #include "cmd/rampart-cli.h"
 #include "auth/directory.h"
+#include "lib/clock.h"
 #include "lib/netaddr.h"
 
 #include <stdio.h>
@@ -178,30 +179,13 @@ cli_sendas_list(struct cli *cli)
 	return finish_output(0);
 }
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-format_time(int64_t ms, char *buf, size_t size)
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static int
 print_block(const char *network, int64_t until_ms, unsigned level, void *ctx)
 {
 	if (until_ms <= *(const int64_t *)ctx)
 		return 0;   /* expired: the daemon prunes it */
-	char when[32];
-	format_time(until_ms, when, sizeof(when));
+	char when[CLOCK_TEXT_MAX];
+	clock_format(until_ms, false, when, sizeof(when));
 	printf("%s until %s level %u\n", network, when, level);
 	return 0;
 }
@@ -210,7 +194,7 @@ int
 cli_guard_list(struct cli *cli)
 {
 	const char *error;
-	int64_t now = now_ms();
+	int64_t now = clock_wall_ms();
 	if (directory_block_list(cli->dir, print_block, &now, &error) < 0)
 		return refuse("%s", error);
 	return finish_output(0);

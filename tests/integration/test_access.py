@@ -54,8 +54,8 @@ def assert_refused(srv, user, reason, source=None, password=None):
         assert ev["ip"] == source, ev
 
 
-def assert_accepted(srv, user, source=None):
-    code, enh, port = try_login(srv, user, source=source)
+def assert_accepted(srv, user, source=None, listener="submission"):
+    code, enh, port = try_login(srv, user, source=source, listener=listener)
     assert (code, enh) == (235, "2.7.0"), (user, code, enh)
     assert audit_for(srv, port)["result"] == "ok"
 
@@ -303,6 +303,16 @@ def test_listener_allow_and_deny(make_checked_server):
     # mx has no list: 127.0.0.9 is served there.
     line, _ = greeting_from(srv, "mx", "127.0.0.9")
     assert line.startswith("220 "), line
+
+
+def test_listener_deny_on_implicit_tls_sends_no_clear_text(make_checked_server):
+    """RFC 8314 §3: on submissions the first byte must be TLS, so a denied client is
+    closed without the clear-text 554; an allowed one completes the handshake."""
+    srv = make_checked_server(settings=FAST, listener_options={
+        "submissions": {"deny": '"127.0.0.5/32"'}})
+    line, closed = greeting_from(srv, "submissions", "127.0.0.5")
+    assert line == "" and closed, line
+    assert_accepted(srv, ALICE, source="127.0.0.4", listener="submissions")
 
 
 def test_bad_listener_network_refused_at_start(make_checked_server):
