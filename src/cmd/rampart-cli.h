@@ -24,8 +24,8 @@ struct cli {
 	bool force, password_stdin, generate;
 	char **args;           /* positional arguments after COMMAND [VERB] */
 	int nargs;
-	int log_argc;          /* `rampart log` parses its own options */
-	char **log_argv;
+	int pass_argc;         /* commands that parse their own options (log, spf, dkim...) */
+	char **pass_argv;      /* pass_argv[0] is the command's last word */
 };
 
 /* One sentence on stderr; returns EXIT_REFUSED. */
@@ -46,5 +46,14 @@ int cli_sendas_del(struct cli *cli);
 int cli_sendas_list(struct cli *cli);
 int cli_guard_list(struct cli *cli);
 int cli_guard_unblock(struct cli *cli);
+
+/* Mail authentication (issue 4); each parses its own options from pass_argc/argv
+ * and loads the configuration itself when it needs it (cli->config_path). */
+int cli_dns_query(struct cli *cli);        /* rampart-dns.c: rampart dns query NAME TYPE */
+int cli_spf_check(struct cli *cli);        /* rampart-spf.c */
+int cli_dkim_verify(struct cli *cli);      /* rampart-dkim.c */
+int cli_dkim_sign(struct cli *cli);
+int cli_dkim_keygen(struct cli *cli);
+int cli_mailauth_check(struct cli *cli);   /* rampart-mailauth.c */
 
 #endif

@@ -83,6 +83,18 @@ static const char usage_text[] =
     RAMPART_LOG_USAGE
     "Queue:\n"
     "  queue list                     list queued messages and their recipients' states\n"
+    "Mail authentication (each takes --dns-zone FILE or --resolver HOST@PORT; else\n"
+    "the configured resolver, else /etc/resolv.conf):\n"
+    "  spf check --ip IP --sender ADDR --helo NAME\n"
+    "                                 the SPF result (RFC 7208) for that client\n"
+    "  dkim verify < MSG              verify every DKIM-Signature; exit 0 if one passes\n"
+    "  dkim sign --domain D --selector S --key FILE < MSG\n"
+    "                                 print MSG signed (ed25519 or rsa, as the key)\n"
+    "  dkim keygen DOMAIN [--selector S] [--type ed25519|rsa]\n"
+    "                                 new signing key; prints the TXT record to publish\n"
+    "  mailauth check --ip IP --helo NAME --mail-from ADDR < MSG\n"
+    "                                 the Authentication-Results the mx listener would add\n"
+    "  dns query NAME TYPE            ask the resolver Rampart uses\n"
     "Other:\n"
     "  lookup ADDRESS                 show where mail for ADDRESS would be delivered\n"
     "  config-doc                     print the settings reference (Markdown)\n"
@@ -567,7 +579,7 @@ cmd_log(struct cli *cli)
 	if (load_config(cli) < 0)
 		return EXIT_REFUSED;
 	proc_drop_privileges(cli->cfg, "rampart");
-	int ret = rampart_log_main(cli->cfg, cli->log_argc, cli->log_argv);
+	int ret = rampart_log_main(cli->cfg, cli->pass_argc, cli->pass_argv);
 	config_free(&cli->cfg);
 	return ret;
 }
@@ -595,6 +607,12 @@ static const struct command commands[] = {
 	{ "log", cmd_log, 0, 0, OPT_PASSTHROUGH, false, false },
 	{ "lookup", cmd_lookup, 1, 1, 0, true, false },
 	{ "queue list", cmd_queue_list, 0, 0, 0, false, false },
+	{ "dns query", cli_dns_query, 0, 0, OPT_PASSTHROUGH, false, false },
+	{ "spf check", cli_spf_check, 0, 0, OPT_PASSTHROUGH, false, false },
+	{ "dkim verify", cli_dkim_verify, 0, 0, OPT_PASSTHROUGH, false, false },
+	{ "dkim sign", cli_dkim_sign, 0, 0, OPT_PASSTHROUGH, false, false },
+	{ "dkim keygen", cli_dkim_keygen, 0, 0, OPT_PASSTHROUGH, false, false },
+	{ "mailauth check", cli_mailauth_check, 0, 0, OPT_PASSTHROUGH, false, false },
 	{ "config-doc", cmd_config_doc, 0, 0, 0, false, false },
 	{ "help", cmd_help, 0, 0, 0, false, false },
 	{ "version", cmd_version, 0, 0, 0, false, false },
@@ -686,8 +704,8 @@ parse_args(struct cli *cli, const struct command *cmd, int argc, char **argv)
 	cli->nargs = 0;
 	if (cmd->opts & OPT_PASSTHROUGH) {
 		/* rampart_log_main() expects argv[0] to be the command's name. */
-		cli->log_argc = argc + 1;
-		cli->log_argv = argv - 1;
+		cli->pass_argc = argc + 1;
+		cli->pass_argv = argv - 1;
 		return 0;
 	}
 	for (int i = 0; i < argc; i++) {

@@ -6,6 +6,7 @@
 #include "lib/netaddr.h"
 #include "lib/proc.h"
 #include "net/tls.h"
+#include "smtp/smtp-inbound.h"
 #include "smtp/smtp-session.h"
 #include "queue/queue-msg.h"
 
@@ -47,6 +48,8 @@ struct front_ctx {
 	unsigned index;
 	struct event_base *base;
 	SSL_CTX *tls;
+	struct smtp_mailauth mailauth;  /* resolver and PSL for mx checks */
+	bool mailauth_on;
 	struct ipc_client *auth, *queue;
 	struct front_listener *listeners;
 	struct front_conn *conns;
@@ -221,7 +224,7 @@ front_queue_orphan(struct ipc_frame *frame, void *ctx)
 	    &error) < 0 || r.status != QUEUE_OK)
 		return;
 	struct evbuffer *b = evbuffer_new();
-	struct queue_ref ref = { r.id, 0 };
+	struct queue_ref ref = { .id = r.id };
 	if (b == NULL)
 		return;
 	queue_ref_encode(b, &ref);
@@ -289,6 +292,15 @@ front_on_stop(unsigned grace, bool drain, void *ctx)
 	front_maybe_exit(f);
 }
 
+static bool
+front_has_mx(const struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->nlisteners; i++)
+		if (cfg->listeners[i].role == LISTENER_ROLE_MX)
+			return true;
+	return false;
+}
+
 int
 front_process_main(const struct config *cfg, unsigned index, int ctl_fd, const int *listen_fds)
 {
@@ -304,8 +316,16 @@ front_process_main(const struct config *cfg, unsigned index, int ctl_fd, const i
 		if (f.tls == NULL)
 			fatal("front: %s", error);
 	}
-	proc_drop_privileges(cfg, "front");
 	f.base = event_base_new();
+	/* Before dropping privileges: the zone file and the resolver's files may
+	 * be readable by root only. */
+	if (f.base != NULL && cfg->mailauth_check && front_has_mx(cfg)) {
+		const char *why;
+		if (smtp_mailauth_open(&f.mailauth, cfg, f.base, &why) < 0)
+			fatal("front: mail authentication: %s", why);
+		f.mailauth_on = true;
+	}
+	proc_drop_privileges(cfg, "front");
 	f.auth = ipc_client_new();
 	f.queue = ipc_client_new();
 	f.clients = calloc(CLIENT_SLOTS, sizeof(*f.clients));
@@ -322,6 +342,7 @@ front_process_main(const struct config *cfg, unsigned index, int ctl_fd, const i
 		fl->server = (struct smtp_server){
 			.cfg = cfg, .listener = fl->cfg, .base = f.base, .tls = f.tls,
 			.auth = f.auth, .queue = f.queue,
+			.mailauth = f.mailauth_on ? &f.mailauth : NULL,
 		};
 		const char *why;
 		if (cidr_list_parse(fl->cfg->allow, &fl->allow, &why) < 0 ||
@@ -355,6 +376,7 @@ front_process_main(const struct config *cfg, unsigned index, int ctl_fd, const i
 	ipc_client_free(&f.queue);
 	ipc_channel_free(&ctl);
 	tls_ctx_free(&f.tls);
+	smtp_mailauth_close(&f.mailauth);
 	free(f.clients);
 	free(f.listeners);
 	event_base_free(f.base);

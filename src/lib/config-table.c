@@ -105,6 +105,22 @@ const struct setting config_settings[] = {
 	  "Longest delay between two delivery attempts." },
 	{ "delivery_workers", SETTING_INT, "4", C(delivery_workers), 1, 64,
 	  "Threads in the queue process that write, fsync and deliver messages." },
+	{ "dns.resolver", SETTING_STRING, "", C(dns_resolver), NOLIMIT,
+	  "DNS server to send every query to, \"HOST\" or \"HOST@PORT\" (a local validating resolver); empty = resolve as /etc/resolv.conf says." },
+	{ "dns.trust_anchor", SETTING_STRING, "/usr/share/dns/root.key", C(dns_trust_anchor), NOLIMIT,
+	  "DNSSEC root trust anchor file; answers validated against it are marked secure. Empty = no validation." },
+	{ "dns.timeout", SETTING_MILLIS, "5s", C(dns_timeout), 100, 60000,
+	  "Longest wait for one DNS answer; an unanswered query is a temporary error." },
+	{ "dns.zone", SETTING_STRING, "", C(dns_zone), NOLIMIT,
+	  "OFFLINE/TESTING: answer every DNS query from this RFC 1035 master file instead of the network." },
+	{ "authserv_id", SETTING_STRING, "", C(authserv_id), NOLIMIT,
+	  "Name in the Authentication-Results headers this server adds (RFC 8601 §2.5); empty = hostname. Incoming headers claiming it are removed." },
+	{ "mailauth_check", SETTING_BOOL, "true", C(mailauth_check), NOLIMIT,
+	  "Check SPF, DKIM and DMARC on mail arriving on mx listeners and add Authentication-Results." },
+	{ "dmarc_action", SETTING_STRING, "enforce", C(dmarc_action), NOLIMIT,
+	  "What a DMARC failure does on mx listeners: enforce (p=reject: 550 5.7.1 at end of DATA; p=quarantine: delivered to Junk) or report (only Authentication-Results)." },
+	{ "dkim_key_dir", SETTING_STRING, "", C(dkim_key_dir), NOLIMIT,
+	  "DKIM private keys, DKIM_KEY_DIR/DOMAIN/SELECTOR.key (read by the keys process only); empty = STATE_DIR/dkim." },
 };
 const size_t config_settings_count = sizeof(config_settings) / sizeof(config_settings[0]);
 

@@ -222,11 +222,22 @@ config_finish(struct config *c, char **error_r)
 	derive_path(&c->mail_dir, c->state_dir, "mail");
 	derive_path(&c->directory_path, c->state_dir, "directory.db");
 	derive_path(&c->audit_log, c->state_dir, "audit.log");
+	derive_path(&c->dkim_key_dir, c->state_dir, "dkim");
 	if (c->hostname[0] == '\0') {
 		char host[256] = "";
 		gethostname(host, sizeof(host) - 1);
 		free(c->hostname);
 		c->hostname = strdup(host[0] != '\0' ? host : "localhost");
+	}
+	if (c->authserv_id[0] == '\0') {
+		free(c->authserv_id);
+		if ((c->authserv_id = strdup(c->hostname)) == NULL)
+			fatal("out of memory");
+	}
+	if (strcmp(c->dmarc_action, "enforce") != 0 && strcmp(c->dmarc_action, "report") != 0) {
+		if (asprintf(error_r, "dmarc_action: expected enforce or report") < 0)
+			*error_r = NULL;
+		return -1;
 	}
 	if (log_level_parse(c->log_level) < 0) {
 		if (asprintf(error_r, "log_level: expected error, warn, info or debug") < 0)

@@ -94,6 +94,15 @@ struct config {
 	int64_t queue_retry_min;        /* seconds */
 	int64_t queue_retry_max;        /* seconds */
 	int64_t delivery_workers;       /* threads doing fsync-heavy queue work */
+	/* DNS and mail authentication */
+	char *dns_resolver;             /* "HOST[@PORT]", "" = resolv.conf */
+	char *dns_trust_anchor;         /* "" = no DNSSEC validation */
+	int64_t dns_timeout;            /* ms */
+	char *dns_zone;                 /* static zone file instead of the network */
+	char *authserv_id;              /* never "" after loading (hostname) */
+	bool mailauth_check;
+	char *dmarc_action;             /* "enforce" or "report" */
+	char *dkim_key_dir;             /* never "" after loading */
 
 	struct config_listener *listeners;
 	size_t nlisteners;

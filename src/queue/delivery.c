@@ -4,26 +4,30 @@
 #include "queue/maildir.h"
 #include "lib/log.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#define MAX_PREPEND 1200
+/* Return-Path: and Delivered-To: with two addresses of at most ENVELOPE_MAX_STR. */
+#define MAX_TRACE (2 * ENVELOPE_MAX_STR + 64)
 
 void
 delivery_run(struct delivery_job *job)
 {
-	struct envelope *e = NULL;
-	off_t offset;
+	struct spool_message *msg = NULL;
+	struct envelope *e;
+	char *prepend = NULL;
 	int fd = -1;
 	const char *error;
 	bool temp_failure = false, spool_write_failed = false;
 
 	job->delivered = 0;
 	job->error[0] = '\0';
-	if (spool_load(job->spool, job->id, &e, &offset, &fd, &error) < 0) {
+	if (spool_load_message(job->spool, job->id, &msg, &fd, &error) < 0) {
 		if (errno == ENOENT) {
 			job->outcome = DELIVERY_GONE;
 			return;
@@ -38,9 +42,20 @@ delivery_run(struct delivery_job *job)
 		job->outcome = DELIVERY_RETRY;
 		return;
 	}
+	e = msg->envelope;
+	/* The trace fields, then the fields the front added (RFC 8601 §5: on top
+	 * of the message as received), then the message bytes. */
+	size_t prepend_size = MAX_TRACE + msg->added_len + 1;
+	if ((prepend = malloc(prepend_size)) == NULL) {
+		snprintf(job->error, sizeof(job->error), "out of memory");
+		job->outcome = DELIVERY_RETRY;
+		close(fd);
+		spool_message_free(&msg);
+		return;
+	}
 	for (size_t i = 0; i < e->rcpt_count; i++) {
 		struct envelope_rcpt *r = &e->rcpts[i];
-		char maildir[PATH_MAX], unique[MAILDIR_UNIQUE_MAX + 1], prepend[MAX_PREPEND];
+		char maildir[PATH_MAX], unique[MAILDIR_UNIQUE_MAX + 1];
 		if (r->status != ENVELOPE_RCPT_PENDING)
 			continue;
 		if (r->mailbox == NULL) {
@@ -49,6 +64,7 @@ delivery_run(struct delivery_job *job)
 			temp_failure = true;
 			continue;
 		}
+		error = NULL;
 		if (maildir_path(job->mail_dir, r->mailbox, maildir, sizeof(maildir), &error) < 0 ||
 		    maildir_unique_name(unique, sizeof(unique), e->received_at, e->id, i,
 		    job->hostname) < 0) {
@@ -58,9 +74,12 @@ delivery_run(struct delivery_job *job)
 			continue;
 		}
 		/* RFC 5321 §4.4: the final delivery adds Return-Path with the reverse-path. */
-		snprintf(prepend, sizeof(prepend), "Return-Path: <%s>\r\nDelivered-To: %s\r\n",
+		int n = snprintf(prepend, MAX_TRACE, "Return-Path: <%s>\r\nDelivered-To: %s\r\n",
 		    e->mail_from, r->mailbox);
-		int rc = maildir_deliver(maildir, fd, offset, prepend, unique,
+		assert(n > 0 && n < MAX_TRACE);   /* envelope_check() bounds both */
+		memcpy(prepend + n, msg->added, msg->added_len + 1);
+		const struct maildir_source src = { fd, msg->data_offset, msg->data_end, prepend };
+		int rc = maildir_deliver_to(maildir, msg->folder, &src, unique,
 		    job->check_existing || spool_write_failed, &error);
 		if (rc < 0) {
 			int err = errno;
@@ -74,7 +93,8 @@ delivery_run(struct delivery_job *job)
 			}
 			continue;
 		}
-		log_info("queue: %s: delivered to %s%s", job->id, r->mailbox,
+		log_info("queue: %s: delivered to %s%s%s%s", job->id, r->mailbox,
+		    msg->folder[0] != '\0' ? " folder " : "", msg->folder,
 		    rc == 1 ? " (already there)" : "");
 		job->delivered++;
 		if (spool_mark_rcpt(job->spool, e, i, ENVELOPE_RCPT_DONE, &error) < 0) {
@@ -84,7 +104,8 @@ delivery_run(struct delivery_job *job)
 		}
 	}
 	close(fd);
-	envelope_free(&e);
+	free(prepend);
+	spool_message_free(&msg);
 	if (temp_failure || spool_write_failed) {
 		if (job->error[0] == '\0')
 			snprintf(job->error, sizeof(job->error), "spool update failed");

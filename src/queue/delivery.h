@@ -3,8 +3,9 @@
  *
  * Runs on a queue worker thread and touches only its job and the files: loads
  * the spool file, delivers every PENDING recipient that has a local mailbox
- * (Return-Path: and Delivered-To: prepended), marks each one DONE in the spool
- * file, and removes the file once nothing is pending. Maildir file names are
+ * (Return-Path: and Delivered-To:, then the fields the front added, prepended
+ * to the message data; into the folder the front chose, INBOX or Junk), marks
+ * each one DONE in the spool file, and removes the file once nothing is pending. Maildir file names are
  * derived from (received time, spool id, recipient index, host), so a retry
  * after a crash finds an earlier copy (check_existing) and does not deliver twice.
  * Remote recipients stay pending: relaying out belongs to the outbound queue.

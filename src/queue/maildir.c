@@ -182,6 +182,66 @@ maildir_create(const char *maildir, const char **error_r)
 	return 0;
 }
 
+/* A Maildir++ folder name that is safe as one path component after the '.'. */
+static bool
+folder_ok(const char *folder)
+{
+	size_t len = strlen(folder);
+	if (len == 0 || len > MAILDIR_FOLDER_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!alnum((unsigned char)folder[i]) && folder[i] != '-' && folder[i] != '_')
+			return false;
+	return true;
+}
+
+int
+maildir_folder_path(const char *maildir, const char *folder, char *buf, size_t size,
+    const char **error_r)
+{
+	int n;
+	if (folder == NULL || folder[0] == '\0') {
+		n = snprintf(buf, size, "%s", maildir);
+	} else {
+		if (!folder_ok(folder))
+			return error_fail(error_r, EINVAL, "refusing folder name \"%s\"", folder);
+		/* Maildir++: the folder is a Maildir named '.' + name inside the INBOX one. */
+		n = snprintf(buf, size, "%s/.%s", maildir, folder);
+	}
+	if (n < 0 || (size_t)n >= size)
+		return error_fail(error_r, ENAMETOOLONG, "Maildir folder path too long");
+	return 0;
+}
+
+int
+maildir_create_folder(const char *maildir, const char *folder, const char **error_r)
+{
+	char path[PATH_MAX];
+
+	if (maildir_folder_path(maildir, folder, path, sizeof(path), error_r) < 0 ||
+	    maildir_create(maildir, error_r) < 0)
+		return -1;
+	if (folder == NULL || folder[0] == '\0')
+		return 0;
+	size_t n = strlen(path);
+	if (n + sizeof("/maildirfolder") > sizeof(path))
+		return error_fail(error_r, ENAMETOOLONG, "Maildir folder path too long");
+	if (mkdir_durable(path) < 0)
+		return error_fail(error_r, errno, "cannot create directory %s: %s", path, strerror(errno));
+	/* The marker first: a folder whose cur/ exists (what md_open() looks for)
+	 * always has it. Dovecot and Courier tell a folder by it. */
+	snprintf(path + n, sizeof(path) - n, "/maildirfolder");
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0 || close(fd) < 0 || fsync_parent(path) < 0)
+		return error_fail(error_r, errno, "cannot create %s: %s", path, strerror(errno));
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(path + n, sizeof(path) - n, "/%s", subdirs[i]);
+		if (mkdir_durable(path) < 0)
+			return error_fail(error_r, errno, "cannot create directory %s: %s", path, strerror(errno));
+	}
+	return 0;
+}
+
 struct md {
 	int dir;
 	int sub[3];
@@ -319,20 +379,28 @@ copy_put(struct lf_copy *c, const char *p, size_t n)
 	return 0;
 }
 
-/* prepend, then src_fd from offset to EOF, then flush. -1 and errno. */
+/* The prepend, then the source's bytes, then flush. -1 and errno. */
 static int
-copy_message(struct lf_copy *c, const char *prepend, int src_fd, off_t offset)
+copy_message(struct lf_copy *c, const struct maildir_source *src)
 {
-	if (prepend != NULL && copy_put(c, prepend, strlen(prepend)) < 0)
+	off_t offset = src->offset;
+	if (src->prepend != NULL && copy_put(c, src->prepend, strlen(src->prepend)) < 0)
 		return -1;
-	for (;;) {
-		ssize_t n = pread(src_fd, c->in, sizeof(c->in), offset);
+	while (src->end < 0 || offset < src->end) {
+		size_t want = sizeof(c->in);
+		if (src->end >= 0 && (uint64_t)(src->end - offset) < want)
+			want = (size_t)(src->end - offset);
+		ssize_t n = pread(src->fd, c->in, want, offset);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return -1;
-		if (n == 0)
-			break;
+		if (n == 0) {
+			if (src->end < 0)
+				break;
+			errno = EIO;    /* the source is shorter than it said */
+			return -1;
+		}
 		offset += n;
 		if (copy_put(c, c->in, (size_t)n) < 0)
 			return -1;
@@ -346,16 +414,27 @@ int
 maildir_deliver(const char *maildir, int src_fd, off_t offset, const char *prepend,
     const char *unique, bool maybe_delivered, const char **error_r)
 {
+	const struct maildir_source src = { src_fd, offset, -1, prepend };
+	return maildir_deliver_to(maildir, NULL, &src, unique, maybe_delivered, error_r);
+}
+
+int
+maildir_deliver_to(const char *maildir_top, const char *folder,
+    const struct maildir_source *src, const char *unique, bool maybe_delivered,
+    const char **error_r)
+{
 	struct md m;
 	struct lf_copy *c = NULL;
-	char name[NAME_MAX + 1];
+	char name[NAME_MAX + 1], maildir[PATH_MAX];
 	const char *what = "";
 	int r, err = 0;
 
 	if (!unique_ok(unique))
 		return error_fail(error_r, EINVAL, "invalid Maildir unique name");
+	if (maildir_folder_path(maildir_top, folder, maildir, sizeof(maildir), error_r) < 0)
+		return -1;
 	if ((r = md_open(maildir, &m, error_r)) == 0) {
-		if (maildir_create(maildir, error_r) < 0)
+		if (maildir_create_folder(maildir_top, folder, error_r) < 0)
 			return -1;
 		if ((r = md_open(maildir, &m, error_r)) == 0)
 			return error_fail(error_r, ENOENT, "Maildir %s vanished", maildir);
@@ -389,7 +468,7 @@ maildir_deliver(const char *maildir, int src_fd, off_t offset, const char *prepe
 		err = errno, what = "create a file in tmp/";
 		goto out;
 	}
-	if (copy_message(c, prepend, src_fd, offset) < 0) {
+	if (copy_message(c, src) < 0) {
 		err = errno, what = "write the message";
 		goto out_unlink;
 	}

@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,21 +45,20 @@ static int
 list_one(const char *id, void *arg)
 {
 	struct list_ctx *c = arg;
-	struct envelope *e = NULL;
-	off_t offset;
-	int fd = -1;
+	struct spool_message *m = NULL;
 	const char *error;
 	c->count++;
-	if (spool_load(c->spool, id, &e, &offset, &fd, &error) < 0) {
+	if (spool_load_message(c->spool, id, &m, NULL, &error) < 0) {
 		fprintf(c->out, "%s  (unreadable: %s)\n", id, error);
 		return 0;
 	}
-	struct stat st;
-	long long size = fstat(fd, &st) == 0 ? (long long)(st.st_size - offset) : -1;
-	close(fd);
+	const struct envelope *e = m->envelope;
+	/* The message data only: not the envelope, nor the trailer after data-end. */
+	long long size = (long long)(m->data_end - m->data_offset);
 	char age[32];
 	format_age(age, sizeof(age), (long long)(c->now - e->received_at));
-	fprintf(c->out, "%s  %6s  %9lld  <%s>\n", id, age, size, e->mail_from);
+	fprintf(c->out, "%s  %6s  %9lld  <%s>%s%s\n", id, age, size, e->mail_from,
+	    m->folder[0] != '\0' ? "  to folder " : "", m->folder);
 	for (size_t i = 0; i < e->rcpt_count; i++) {
 		const struct envelope_rcpt *r = &e->rcpts[i];
 		if (r->mailbox != NULL && strcmp(r->mailbox, r->address) != 0)
@@ -70,7 +68,7 @@ list_one(const char *id, void *arg)
 			fprintf(c->out, "    %-9s %s%s\n", status_name(r->status), r->address,
 			    r->mailbox == NULL ? " (remote)" : "");
 	}
-	envelope_free(&e);
+	spool_message_free(&m);
 	return 0;
 }
 

@@ -8,8 +8,8 @@
 #include <stdio.h>
 
 /*
- * Writes one block per queued message, oldest first: id, age, size, sender,
- * then one line per recipient with its state (pending, delivered, failed) and,
+ * Writes one block per queued message, oldest first: id, age, size of the
+ * message data, sender, "to folder Junk" when it goes to a folder, then one line per recipient with its state (pending, delivered, failed) and,
  * when it differs, the mailbox it goes to. Unreadable files are listed as such.
  * Ends with a count. Returns 0, or -1 when the spool cannot be opened.
  */

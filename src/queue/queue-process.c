@@ -29,6 +29,7 @@ struct qtxn {
 	char id[SPOOL_ID_LEN + 1];
 	int fd;
 	uint32_t commit_req;        /* request id of the pending commit */
+	struct spool_commit_info info;  /* what the commit reported (added, folder copied) */
 	bool committing;
 	int commit_rc, commit_errno;
 };
@@ -131,6 +132,8 @@ qtxn_free(struct qtxn *t)
 {
 	if (t->fd >= 0)
 		close(t->fd);
+	free((char *)t->info.added);
+	free((char *)t->info.folder);
 	free(t);
 }
 
@@ -149,7 +152,7 @@ commit_run(void *arg)
 	struct qtxn *t = arg;
 	const char *error;
 	errno = 0;
-	t->commit_rc = spool_commit(t->q->spool, t->id, t->fd, &error);
+	t->commit_rc = spool_commit_with(t->q->spool, t->id, t->fd, &t->info, &error);
 	t->commit_errno = errno;
 	if (t->commit_rc < 0)
 		log_error("queue: commit of %s failed: %s", t->id, error);
@@ -186,17 +189,34 @@ queue_commit(struct qfront *fr, struct ipc_frame *f)
 {
 	struct queue_ref ref;
 	const char *error;
+	struct qtxn **tp;
 	if (queue_ref_decode(f->data, f->len, &ref, &error) < 0) {
-		log_warn("queue: bad commit from %s: %s", ipc_channel_peer(fr->ch), error);
+		log_warn("queue: bad commit of %s from %s: %s", ref.id[0] != '\0' ? ref.id : "?",
+		    ipc_channel_peer(fr->ch), error);
+		/* The front answers 4xx and forgets the file: release it here. */
+		if ((tp = qtxn_find(fr, ref.id)) != NULL && !(*tp)->committing) {
+			struct qtxn *t = *tp;
+			*tp = t->next;
+			queue_abort_txn(fr->q, t);
+		}
+		queue_reply(fr->ch, fr->q->out, QUEUE_COMMIT_RES, f->id, QUEUE_TEMPFAIL, "", -1);
 		return;
 	}
-	struct qtxn **tp = qtxn_find(fr, ref.id);
+	tp = qtxn_find(fr, ref.id);
 	if (tp == NULL || (*tp)->committing) {
 		log_warn("queue: commit of unknown transaction %s", ref.id);
 		queue_reply(fr->ch, fr->q->out, QUEUE_COMMIT_RES, f->id, QUEUE_TEMPFAIL, ref.id, -1);
 		return;
 	}
 	struct qtxn *t = *tp;
+	/* The frame goes when this returns; the commit runs on a worker later. */
+	char *added = malloc(ref.added_len + 1), *folder = strdup(ref.folder);
+	if (added == NULL || folder == NULL)
+		fatal("out of memory");
+	memcpy(added, ref.added, ref.added_len + 1);
+	t->info = (struct spool_commit_info){
+		.data_size = ref.size, .added = added, .added_len = ref.added_len, .folder = folder,
+	};
 	t->committing = true;
 	t->commit_req = f->id;
 	workpool_submit(fr->q->workers, commit_run, commit_done, t);

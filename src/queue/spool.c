@@ -1,6 +1,7 @@
 /* spool — see spool.h for the life of a message and the file format. */
 #include "lib/error.h"
 #include "lib/fdio.h"
+#include "queue/queue-msg.h"
 #include "queue/spool.h"
 
 #include <dirent.h>
@@ -19,11 +20,21 @@
 
 #include "lib/log.h"
 
-#define SPOOL_MAGIC "RAMPART-SPOOL 1"
+#define SPOOL_MAGIC_V1 "RAMPART-SPOOL 1"
+#define SPOOL_MAGIC_V2 "RAMPART-SPOOL 2"
+#define DATA_END_KEY "data-end "
+#define DATA_END_DIGITS 16
+#define TRAILER_END "end\n"
 
 /* The longest line the writer can produce (a recipient with three values of
  * ENVELOPE_MAX_STR bytes, each escaped to three times its size) must load. */
 _Static_assert(SPOOL_MAX_LINE > 3 * 3 * ENVELOPE_MAX_STR + 64, "SPOOL_MAX_LINE too small");
+/* data-end sits at a fixed place: right after the magic, on the second line. */
+_Static_assert(SPOOL_DATA_END_AT == sizeof(SPOOL_MAGIC_V2 "\n" DATA_END_KEY) - 1,
+    "SPOOL_DATA_END_AT does not match the format");
+/* The longest trailer the writer can produce must load. */
+_Static_assert(SPOOL_TRAILER_MAX >= 3 * QUEUE_ADDED_MAX + sizeof("added \nfolder Junk\n" TRAILER_END),
+    "SPOOL_TRAILER_MAX too small");
 
 struct spool {
 	int incoming_fd;
@@ -129,16 +140,22 @@ needs_escape(unsigned char c)
 
 /* Values never hold a space, CR, LF or NUL once escaped; UTF-8 passes through. */
 static void
-put_escaped(FILE *f, const char *prefix, const char *s)
+put_escaped_n(FILE *f, const char *prefix, const char *s, size_t len)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	fputs(prefix, f);
-	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+	for (const unsigned char *p = (const unsigned char *)s; p < (const unsigned char *)s + len; p++) {
 		if (needs_escape(*p))
 			fprintf(f, "%%%c%c", hex[*p >> 4], hex[*p & 0xf]);
 		else
 			fputc(*p, f);
 	}
+}
+
+static void
+put_escaped(FILE *f, const char *prefix, const char *s)
+{
+	put_escaped_n(f, prefix, s, strlen(s));
 }
 
 /* "key value\n", "key\n" for "", nothing for NULL. */
@@ -160,7 +177,8 @@ build_header(struct envelope *e, const char *id, char **buf_r, size_t *len_r)
 	FILE *f = open_memstream(buf_r, len_r);
 	if (f == NULL)
 		return -1;
-	fprintf(f, "%s\n", SPOOL_MAGIC);
+	/* data-end is zero until spool_commit_with() knows where the data ends. */
+	fprintf(f, "%s\n%s%0*d\n", SPOOL_MAGIC_V2, DATA_END_KEY, DATA_END_DIGITS, 0);
 	put_field(f, "id", id);
 	fprintf(f, "received %" PRId64 "\n", e->received_at);
 	put_field(f, "from", e->mail_from);
@@ -246,40 +264,6 @@ out:
 	for (size_t i = 0; i < e->rcpt_count; i++)
 		e->rcpts[i].status_offset = -1;
 	return error_fail(error_r, err, "cannot %s spool file incoming/%s: %s", what, id, strerror(err));
-}
-
-int
-spool_commit(struct spool *s, const char *id, int fd, const char **error_r)
-{
-	struct stat fst, nst;
-
-	if (!spool_id_valid(id))
-		return error_fail(error_r, EINVAL, "invalid spool id");
-	if (fstat(fd, &fst) < 0 || fstatat(s->incoming_fd, id, &nst, AT_SYMLINK_NOFOLLOW) < 0)
-		return error_fail(error_r, errno, "cannot find incoming/%s: %s", id, strerror(errno));
-	if (fst.st_dev != nst.st_dev || fst.st_ino != nst.st_ino)
-		return error_fail(error_r, EINVAL, "the fd given is not the spool file incoming/%s", id);
-	/* The data must be on disk before the name that makes it a message. */
-	if (fsync(fd) < 0)
-		return error_fail(error_r, errno, "cannot fsync spool file %s: %s", id, strerror(errno));
-	if (renameat2(s->incoming_fd, id, s->queue_fd, id, RENAME_NOREPLACE) < 0) {
-		if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
-			return error_fail(error_r, errno, "cannot move spool file %s into queue/: %s",
-			    id, strerror(errno));
-		/* A file system without RENAME_NOREPLACE: link() never replaces either. */
-		if (linkat(s->incoming_fd, id, s->queue_fd, id, 0) < 0)
-			return error_fail(error_r, errno, "cannot link spool file %s into queue/: %s",
-			    id, strerror(errno));
-		unlinkat(s->incoming_fd, id, 0);
-	}
-	if (fsync(s->queue_fd) < 0) {
-		int err = errno;
-		/* Not durable, so the client will get 4xx: take the message back out of
-		 * queue/ so that it is not delivered as well (best effort). */
-		renameat(s->queue_fd, id, s->incoming_fd, id);
-		return error_fail(error_r, err, "cannot fsync spool directory queue/: %s", strerror(err));
-	}
-	return 0;
 }
 
 static int
@@ -503,20 +487,56 @@ parse_rcpt(struct envelope *e, char *line, off_t off)
 	return seen[0] ? NULL : "recipient without address";
 }
 
+/* What parse_header() found besides the envelope. */
+struct header_info {
+	unsigned version;
+	off_t data_offset;
+	uint64_t data_end;          /* as written (version 2; 0 = not committed) */
+};
+
+/* "data-end " and exactly 16 lower-case hex digits. */
+static bool
+parse_data_end(const char *line, uint64_t *v_r)
+{
+	uint64_t v = 0;
+	if (strncmp(line, DATA_END_KEY, sizeof(DATA_END_KEY) - 1) != 0)
+		return false;
+	line += sizeof(DATA_END_KEY) - 1;
+	if (strlen(line) != DATA_END_DIGITS || strspn(line, "0123456789abcdef") != DATA_END_DIGITS)
+		return false;
+	for (size_t i = 0; i < DATA_END_DIGITS; i++)
+		v = v << 4 | (uint64_t)(line[i] <= '9' ? line[i] - '0' : line[i] - 'a' + 10);
+	*v_r = v;
+	return true;
+}
+
 /* The header of spool file f into e. -1 with *why and *err_r (EBADMSG for a
  * corrupt file, ENOMEM, or a read error's errno) on failure. */
 static int
-parse_header(FILE *f, char *line, struct envelope *e, off_t *data_offset_r,
+parse_header(FILE *f, char *line, struct envelope *e, struct header_info *hi,
     const char **why, int *err_r)
 {
 	unsigned seen = 0;
 	off_t off;
 
+	hi->data_end = 0;
 	if (read_line(f, line, &off) < 0)
 		goto read_error;
 	*why = "not a Rampart spool file (bad magic)";
-	if (strcmp(line, SPOOL_MAGIC) != 0)
+	if (strcmp(line, SPOOL_MAGIC_V1) == 0)
+		hi->version = 1;
+	else if (strcmp(line, SPOOL_MAGIC_V2) == 0)
+		hi->version = 2;
+	else
 		goto bad;
+	if (hi->version == 2) {
+		if (read_line(f, line, &off) < 0)
+			goto read_error;
+		*why = "bad or misplaced data-end";
+		if (off + (off_t)sizeof(DATA_END_KEY) - 1 != SPOOL_DATA_END_AT ||
+		    !parse_data_end(line, &hi->data_end))
+			goto bad;
+	}
 	for (;;) {
 		if (read_line(f, line, &off) < 0)
 			goto read_error;
@@ -546,7 +566,7 @@ parse_header(FILE *f, char *line, struct envelope *e, off_t *data_offset_r,
 	*why = "no recipients";
 	if (e->rcpt_count == 0 || envelope_check(e, why) < 0)
 		goto bad;
-	*data_offset_r = off + 1;
+	hi->data_offset = off + 1;
 	return 0;
 read_error:
 	*err_r = errno;
@@ -557,61 +577,350 @@ bad:
 	return -1;
 }
 
-int
-spool_load(struct spool *s, const char *id, struct envelope **e_r,
-    off_t *data_offset_r, int *fd_r, const char **error_r)
+/* Reads the header of dir_fd/id into a new *e_r through a descriptor of its own
+ * (so that no other descriptor's position moves); when expect is not NULL, the
+ * file must be the one it describes. Errors as parse_header(). */
+static int
+read_header(int dir_fd, const char *id, const struct stat *expect, struct envelope **e_r,
+    struct header_info *hi, const char **why, int *err_r)
 {
-	struct envelope *e = NULL;
 	struct stat st;
-	const char *why = "out of memory";
 	char *line = NULL;
-	off_t data_offset = 0;
-	int err = ENOMEM;
+	struct envelope *e = NULL;
+	int rc = -1;
 
 	*e_r = NULL;
+	int fd = openat(dir_fd, id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	FILE *f = fd < 0 ? NULL : fdopen(fd, "r");
+	if (f == NULL) {
+		*err_r = errno;
+		*why = strerror(errno);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (expect != NULL && (st.st_dev != expect->st_dev || st.st_ino != expect->st_ino))) {
+		*err_r = EBADMSG, *why = "not a regular file, or not the one expected";
+		goto out;
+	}
+	*err_r = ENOMEM, *why = "out of memory";
+	if ((line = malloc(SPOOL_MAX_LINE + 1)) == NULL || (e = envelope_new()) == NULL ||
+	    parse_header(f, line, e, hi, why, err_r) < 0)
+		goto out;
+	if (strcmp(e->id, id) != 0) {
+		*err_r = EBADMSG, *why = "id field does not match the file name";
+		goto out;
+	}
+	*e_r = e;
+	e = NULL;
+	rc = 0;
+out:
+	free(line);
+	envelope_free(&e);
+	fclose(f);
+	return rc;
+}
+
+/* pread of exactly len bytes at off; -1 with errno (EBADMSG when the file is
+ * shorter). */
+static int
+pread_all(int fd, void *buf, size_t len, off_t off)
+{
+	for (size_t done = 0; done < len;) {
+		ssize_t n = pread(fd, (char *)buf + done, len - done, off + (off_t)done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EBADMSG;
+			return -1;
+		}
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+static int
+pwrite_all(int fd, const void *buf, size_t len, off_t off)
+{
+	for (size_t done = 0; done < len;) {
+		ssize_t n = pwrite(fd, (const char *)buf + done, len - done, off + (off_t)done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			return -1;
+		}
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+/* The trailer (len bytes in buf, one byte more allocated) into m. NULL on
+ * success, else why it is corrupt. */
+static const char *
+parse_trailer(char *buf, size_t len, struct spool_message *m)
+{
+	static const char *const keys[] = { "folder", "added" };
+	bool seen[2] = { false, false };
+	const char *why;
+
+	buf[len] = '\0';
+	for (char *p = buf;;) {
+		char *nl = memchr(p, '\n', len - (size_t)(p - buf));
+		if (nl == NULL)
+			return "trailer line unterminated";
+		*nl = '\0';
+		if (strlen(p) != (size_t)(nl - p))
+			return "NUL in the trailer";
+		if (strcmp(p, "end") == 0) {
+			if (nl + 1 != buf + len)
+				return "bytes after the end of the trailer";
+			break;
+		}
+		char *sp = strchr(p, ' ');
+		if (sp == NULL || sp[1] == '\0')
+			return "trailer line without a value";
+		*sp = '\0';
+		int k = name_index(NAMES(keys), p);
+		if (k < 0 || seen[k])
+			return "unknown or repeated trailer line";
+		seen[k] = true;
+		if ((why = unescape(sp + 1, k == 0 ? &m->folder : &m->added)) != NULL)
+			return why;
+		p = nl + 1;
+	}
+	m->added_len = strlen(m->added);
+	const char *error;
+	if (m->added_len > 0 && queue_added_check(m->added, m->added_len, &error) < 0)
+		return error;
+	if (seen[0] && (m->folder[0] == '\0' || !queue_folder_valid(m->folder)))
+		return "unknown folder";
+	return NULL;
+}
+
+void
+spool_message_free(struct spool_message **mp)
+{
+	struct spool_message *m = mp == NULL ? NULL : *mp;
+	if (m == NULL)
+		return;
+	*mp = NULL;
+	envelope_free(&m->envelope);
+	free(m->added);
+	free(m->folder);
+	free(m);
+}
+
+int
+spool_load_message(struct spool *s, const char *id, struct spool_message **m_r,
+    int *fd_r, const char **error_r)
+{
+	struct spool_message *m = NULL;
+	struct header_info hi;
+	struct stat st;
+	const char *why = "out of memory";
+	char *trailer = NULL;
+	int err = ENOMEM, fd = -1;
+
+	*m_r = NULL;
 	if (fd_r != NULL)
 		*fd_r = -1;
 	if (!spool_id_valid(id))
 		return error_fail(error_r, EINVAL, "invalid spool id");
-	int fd = openat(s->queue_fd, id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	FILE *f = fd < 0 ? NULL : fdopen(fd, "r");
-	if (f == NULL) {
+	/* The descriptor handed out, and the one whose size bounds the data. */
+	if ((fd = openat(s->queue_fd, id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)) < 0 ||
+	    fstat(fd, &st) < 0) {
 		err = errno;
 		if (fd >= 0)
 			close(fd);
 		return error_fail(error_r, err, "cannot open queue/%s: %s", id, strerror(err));
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		err = EBADMSG, why = "not a regular file";
+	if ((m = calloc(1, sizeof(*m))) == NULL || (m->added = strdup("")) == NULL ||
+	    (m->folder = strdup("")) == NULL)
 		goto out;
+	if (read_header(s->queue_fd, id, &st, &m->envelope, &hi, &why, &err) < 0)
+		goto out;
+	m->version = hi.version;
+	m->data_offset = hi.data_offset;
+	m->data_end = st.st_size;
+	if (hi.version == 2) {
+		/* Committed files only: data-end was written before the rename. */
+		err = EBADMSG;
+		why = "data-end is zero (never committed), before the data or past the end of the file";
+		if (hi.data_end < (uint64_t)hi.data_offset || hi.data_end > (uint64_t)st.st_size)
+			goto out;
+		m->data_end = (off_t)hi.data_end;
+		size_t tlen = (size_t)(st.st_size - m->data_end);
+		why = "trailer missing or too long";
+		if (tlen < sizeof(TRAILER_END) - 1 || tlen > SPOOL_TRAILER_MAX)
+			goto out;
+		if ((trailer = malloc(tlen + 1)) == NULL) {
+			err = ENOMEM, why = "out of memory";
+			goto out;
+		}
+		if (pread_all(fd, trailer, tlen, m->data_end) < 0) {
+			err = errno, why = err == EBADMSG ? "the file shrank" : strerror(err);
+			goto out;
+		}
+		if ((why = parse_trailer(trailer, tlen, m)) != NULL) {
+			err = strcmp(why, "out of memory") == 0 ? ENOMEM : EBADMSG;
+			goto out;
+		}
 	}
-	if ((line = malloc(SPOOL_MAX_LINE + 1)) == NULL || (e = envelope_new()) == NULL ||
-	    parse_header(f, line, e, &data_offset, &why, &err) < 0)
-		goto out;
-	if (strcmp(e->id, id) != 0) {
-		err = EBADMSG, why = "id field does not match the file name";
-		goto out;
-	}
-	/* A descriptor of its own (fclose closes fd), at the data. */
-	if (fd_r != NULL && ((*fd_r = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0 ||
-	    lseek(*fd_r, data_offset, SEEK_SET) < 0)) {
+	if (fd_r != NULL && lseek(fd, m->data_offset, SEEK_SET) < 0) {
 		err = errno, why = strerror(err);
-		if (*fd_r >= 0)
-			close(*fd_r);
-		*fd_r = -1;
 		goto out;
 	}
-	free(line);
-	fclose(f);
-	if (data_offset_r != NULL)
-		*data_offset_r = data_offset;
-	*e_r = e;
+	free(trailer);
+	if (fd_r != NULL)
+		*fd_r = fd;
+	else
+		close(fd);
+	*m_r = m;
 	return 0;
 out:
-	free(line);
-	envelope_free(&e);
-	fclose(f);
+	free(trailer);
+	spool_message_free(&m);
+	close(fd);
 	return error_fail(error_r, err, "cannot load spool file queue/%s: %s", id, why);
+}
+
+int
+spool_load(struct spool *s, const char *id, struct envelope **e_r,
+    off_t *data_offset_r, int *fd_r, const char **error_r)
+{
+	struct spool_message *m;
+
+	*e_r = NULL;
+	if (spool_load_message(s, id, &m, fd_r, error_r) < 0)
+		return -1;
+	*e_r = m->envelope;
+	m->envelope = NULL;
+	if (data_offset_r != NULL)
+		*data_offset_r = m->data_offset;
+	spool_message_free(&m);
+	return 0;
+}
+
+/* ---- commit ---- */
+
+/* The trailer for info into a new buffer. */
+static int
+build_trailer(const struct spool_commit_info *info, char **buf_r, size_t *len_r)
+{
+	FILE *f = open_memstream(buf_r, len_r);
+	if (f == NULL)
+		return -1;
+	if (info != NULL && info->folder != NULL && info->folder[0] != '\0')
+		put_field(f, "folder", info->folder);
+	if (info != NULL && info->added != NULL && info->added_len > 0) {
+		put_escaped_n(f, "added ", info->added, info->added_len);
+		fputc('\n', f);
+	}
+	fputs(TRAILER_END, f);
+	bool bad = ferror(f) != 0;
+	if (fclose(f) != 0 || bad) {
+		free(*buf_r);
+		*buf_r = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* The file is whole: trailer after the data, then data-end in place. */
+static int
+commit_write(int fd, const struct stat *fst, off_t data_offset,
+    const struct spool_commit_info *info, const char **what, int *err_r)
+{
+	char *trailer = NULL, digits[DATA_END_DIGITS + 1];
+	size_t tlen = 0;
+
+	uint64_t have = (uint64_t)(fst->st_size - data_offset);
+	if (info != NULL && info->data_size != have) {
+		*err_r = EBADMSG, *what = "size of the data differs from what the front reported";
+		return -1;
+	}
+	off_t data_end = fst->st_size;
+	if (build_trailer(info, &trailer, &tlen) < 0) {
+		*err_r = ENOMEM, *what = "out of memory";
+		return -1;
+	}
+	snprintf(digits, sizeof(digits), "%016" PRIx64, (uint64_t)data_end);
+	if (pwrite_all(fd, trailer, tlen, data_end) < 0 ||
+	    pwrite_all(fd, digits, DATA_END_DIGITS, SPOOL_DATA_END_AT) < 0) {
+		*err_r = errno, *what = strerror(errno);
+		free(trailer);
+		return -1;
+	}
+	free(trailer);
+	return 0;
+}
+
+int
+spool_commit_with(struct spool *s, const char *id, int fd,
+    const struct spool_commit_info *info, const char **error_r)
+{
+	struct stat fst, nst;
+	struct envelope *e = NULL;
+	struct header_info hi;
+	const char *why;
+	int err;
+
+	if (!spool_id_valid(id))
+		return error_fail(error_r, EINVAL, "invalid spool id");
+	if (info != NULL && ((info->added != NULL &&
+	    queue_added_check(info->added, info->added_len, &why) < 0) ||
+	    (info->folder != NULL && !queue_folder_valid(info->folder))))
+		return error_fail(error_r, EINVAL, "cannot commit %s: %s", id,
+		    info->folder != NULL && !queue_folder_valid(info->folder) ? "unknown folder" : why);
+	if (fstat(fd, &fst) < 0 || fstatat(s->incoming_fd, id, &nst, AT_SYMLINK_NOFOLLOW) < 0)
+		return error_fail(error_r, errno, "cannot find incoming/%s: %s", id, strerror(errno));
+	if (fst.st_dev != nst.st_dev || fst.st_ino != nst.st_ino)
+		return error_fail(error_r, EINVAL, "the fd given is not the spool file incoming/%s", id);
+	/* The header as it is on disk now: where the data starts, and that it was
+	 * never committed (a file that is not ours is refused, not repaired). */
+	if (read_header(s->incoming_fd, id, &fst, &e, &hi, &why, &err) < 0)
+		return error_fail(error_r, err, "cannot commit incoming/%s: %s", id, why);
+	envelope_free(&e);
+	if (hi.version != 2 || hi.data_end != 0)
+		return error_fail(error_r, EINVAL, "cannot commit incoming/%s: committed before", id);
+	if (fstat(fd, &fst) < 0)
+		return error_fail(error_r, errno, "cannot stat incoming/%s: %s", id, strerror(errno));
+	if (fst.st_size < hi.data_offset)
+		return error_fail(error_r, EBADMSG, "cannot commit incoming/%s: file truncated", id);
+	if (commit_write(fd, &fst, hi.data_offset, info, &why, &err) < 0)
+		return error_fail(error_r, err, "cannot commit incoming/%s: %s", id, why);
+	/* The data, trailer and data-end must be on disk before the name that
+	 * makes it a message: a file in queue/ always has its data-end. */
+	if (fsync(fd) < 0)
+		return error_fail(error_r, errno, "cannot fsync spool file %s: %s", id, strerror(errno));
+	if (renameat2(s->incoming_fd, id, s->queue_fd, id, RENAME_NOREPLACE) < 0) {
+		if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+			return error_fail(error_r, errno, "cannot move spool file %s into queue/: %s",
+			    id, strerror(errno));
+		/* A file system without RENAME_NOREPLACE: link() never replaces either. */
+		if (linkat(s->incoming_fd, id, s->queue_fd, id, 0) < 0)
+			return error_fail(error_r, errno, "cannot link spool file %s into queue/: %s",
+			    id, strerror(errno));
+		unlinkat(s->incoming_fd, id, 0);
+	}
+	if (fsync(s->queue_fd) < 0) {
+		err = errno;
+		/* Not durable, so the client will get 4xx: take the message back out of
+		 * queue/ so that it is not delivered as well (best effort). */
+		renameat(s->queue_fd, id, s->incoming_fd, id);
+		return error_fail(error_r, err, "cannot fsync spool directory queue/: %s", strerror(err));
+	}
+	return 0;
+}
+
+int
+spool_commit(struct spool *s, const char *id, int fd, const char **error_r)
+{
+	return spool_commit_with(s, id, fd, NULL, error_r);
 }
 
 int

@@ -3,24 +3,32 @@
  *
  * Only the queue process opens the spool. A message's life:
  *   spool_create()  incoming/<id> is created (O_EXCL, 0600) holding the envelope
- *                   header; the returned fd is positioned where the data starts.
- *                   The queue passes (a dup of) that fd to the front, which
- *                   appends the message bytes as received (CRLF line endings,
- *                   dot-unstuffed, without the final ".").
- *   spool_commit()  fsync(fd), rename incoming/<id> -> queue/<id>, fsync(queue/).
- *                   Only after it returns 0 may the client get 250 (DESIGN.md
- *                   "Data"): a crash at any earlier point leaves at most a file
- *                   in incoming/, which spool_clean_incoming() removes at start-up
- *                   because that client never got 250.
+ *                   header, its data-end still zero; the returned fd is
+ *                   positioned where the data starts. The queue passes (a dup of)
+ *                   that fd to the front, which appends the message bytes as
+ *                   received (CRLF line endings, dot-unstuffed, without the
+ *                   final ".").
+ *   spool_commit_with()  (or spool_commit(): nothing added) checks that the file
+ *                   holds exactly the data the front reports, writes the trailer
+ *                   (fields to add, folder) after the data and the data-end in
+ *                   place, then fsync(fd), rename incoming/<id> -> queue/<id>,
+ *                   fsync(queue/). Only after it returns 0 may the client get 250
+ *                   (DESIGN.md "Data"): a crash at any earlier point leaves at
+ *                   most a file in incoming/ (with data-end zero or not), which
+ *                   spool_clean_incoming() removes at start-up because that
+ *                   client never got 250. Since the file is fsynced before the
+ *                   rename, a file in queue/ always has its data-end and trailer.
  *   spool_abort()   instead of commit: the transaction failed, unlink incoming/<id>.
- *   spool_load()    parse queue/<id> (strictly: a corrupt file is an error).
+ *   spool_load_message()  parse queue/<id> (strictly: a corrupt file is an error);
+ *                   spool_load() when only the envelope is wanted.
  *   spool_mark_rcpt() per recipient, after delivery or permanent failure.
  *   spool_remove()  when no recipient is pending any more.
  *
- * File format, version 1 (all lines end with LF alone; no line is longer than
- * SPOOL_MAX_LINE bytes):
+ * File format, version 2 (all lines end with LF alone; no envelope line is
+ * longer than SPOOL_MAX_LINE bytes):
  *
- *     RAMPART-SPOOL 1
+ *     RAMPART-SPOOL 2
+ *     data-end 0000000000003a5f
  *     id 0006157a3b2c4d5e9f8a7b6c
  *     received 1712345678
  *     from alice@example.org
@@ -38,14 +46,24 @@
  *     rcpt D address=list@example.org mailbox=carol@example.org
  *     rcpt F address=dave@example.net
  *     <empty line>
- *     <the message bytes exactly as received>
+ *     <the message bytes exactly as received>       (data offset .. data-end)
+ *     folder Junk                                    (the trailer)
+ *     added Authentication-Results:%20mx.example.org;%20spf=pass%0D%0A
+ *     end
  *
- * - The first line is the magic "RAMPART-SPOOL 1"; then one "key value" field per
- *   line, in any order, each at most once: id (must equal the file name),
- *   received (unix time), from, body (7BIT|8BITMIME), smtputf8 (0|1),
- *   ret (NONE|FULL|HDRS), size (SIZE= declared, 0 = none), helo, client, port,
- *   listener are required; envid and auth are optional (absent = NULL).
- *   Unknown keys are an error: a new field means a new version.
+ * - The first line is the magic "RAMPART-SPOOL 2". The second is always
+ *   "data-end " and 16 lower-case hex digits (fixed width, so that it sits at
+ *   byte SPOOL_DATA_END_AT and spool_commit_with() can overwrite it in place with
+ *   pwrite() without moving anything): the file offset one past the last byte
+ *   of the message data. spool_create() writes it as zeros; a file in queue/
+ *   with a data-end of zero, before the data offset or past the end of the
+ *   file is corrupt.
+ * - Then one "key value" field per line, in any order, each at most once: id
+ *   (must equal the file name), received (unix time), from, body
+ *   (7BIT|8BITMIME), smtputf8 (0|1), ret (NONE|FULL|HDRS), size (SIZE= declared,
+ *   0 = none), helo, client, port, listener are required; envid and auth are
+ *   optional (absent = NULL). Unknown keys are an error: a new field means a new
+ *   version.
  * - Values are escaped so that no value can break a line or a token: bytes
  *   < 0x21, 0x7f and '%' are written %XX (upper-case hex); every other byte,
  *   UTF-8 included, is written as is. A field whose value is "" is written as
@@ -57,7 +75,18 @@
  *   list of NEVER, SUCCESS, FAILURE, DELAY; absent = not given), mailbox
  *   (absent = remote recipient) and orcpt (absent = NULL); values escaped as above.
  * - At least one rcpt line, then an empty line; the message data starts right
- *   after it, at the "data offset", and runs to the end of the file.
+ *   after it, at the "data offset", and runs to data-end.
+ * - The trailer runs from data-end to the end of the file: optional "folder"
+ *   (a name queue_folder_valid() accepts, never "") and "added" (header text
+ *   that queue_added_check() accepts, never "") lines, each at most once and
+ *   escaped as above, then the line "end", which must be the last bytes of the
+ *   file (a trailer cut short is refused). At most SPOOL_TRAILER_MAX bytes.
+ *   Absent folder = INBOX, absent added = nothing to add.
+ *
+ * Version 1 (files spooled before the upgrade) is version 2 without the
+ * data-end line and without the trailer: magic "RAMPART-SPOOL 1", and the data
+ * runs to the end of the file. spool_load_message() reads both; spool_create()
+ * writes version 2 only.
  *
  * Errors: every function returning int returns -1 on failure with *error_r set
  * to a sentence (valid until the next spool or maildir call in the same thread) and errno
@@ -70,6 +99,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "queue/envelope.h"
@@ -79,6 +109,11 @@
  * time order) and safe as a file name. */
 #define SPOOL_ID_LEN 24
 #define SPOOL_MAX_LINE 16384
+/* Where the 16 hex digits of data-end start (after "RAMPART-SPOOL 2\ndata-end "). */
+#define SPOOL_DATA_END_AT 25
+/* The longest trailer: added escaped at up to three bytes per byte, and room
+ * for the keywords and the folder. */
+#define SPOOL_TRAILER_MAX (3 * 64 * 1024 + 1024)
 
 struct spool;
 
@@ -100,19 +135,55 @@ bool spool_id_valid(const char *id);
  * the data offset. The caller owns the fd and closes it after commit or abort. */
 int spool_create(struct spool *s, struct envelope *e, int *fd_r, const char **error_r);
 
-/* Makes message id durable: fsync(fd), rename incoming/<id> to queue/<id>
- * (never replacing an existing file), fsync the queue/ directory. fd must be the
- * one spool_create() returned (checked). Does not close fd. On failure the file
- * stays in incoming/: the caller answers 4xx and calls spool_abort(). */
+/* What the front reports at the end of the data (QUEUE_COMMIT_REQ). */
+struct spool_commit_info {
+	uint64_t data_size;     /* bytes written at the data offset: the file must
+	                         * hold exactly that many after the envelope */
+	const char *added;      /* header text to put above the message on delivery
+	                         * (queue_added_check()); NULL or added_len 0 = none */
+	size_t added_len;
+	const char *folder;     /* NULL or "" = INBOX, else queue_folder_valid() */
+};
+
+/* Makes message id durable. Checks that fd is the one spool_create() returned
+ * and that incoming/<id> is a version-2 file not committed before; checks the
+ * size the front reported (EBADMSG when the file holds another) and info's
+ * added and folder (EINVAL); writes the trailer at data-end and data-end itself
+ * (SPOOL_DATA_END_AT), then fsync(fd), renames incoming/<id> to queue/<id>
+ * (never replacing an existing file) and fsyncs the queue/ directory. info NULL
+ * = the data is everything after the data offset and nothing is added. Does not
+ * close fd. On failure the file stays in incoming/: the caller answers 4xx and
+ * calls spool_abort() (a failed commit is not retried). */
+int spool_commit_with(struct spool *s, const char *id, int fd,
+    const struct spool_commit_info *info, const char **error_r);
+/* spool_commit_with(s, id, fd, NULL, error_r). */
 int spool_commit(struct spool *s, const char *id, int fd, const char **error_r);
 
 /* Unlinks incoming/<id>; a missing file is not an error. */
 int spool_abort(struct spool *s, const char *id, const char **error_r);
 
-/* Loads queue/<id>: a new envelope in *e_r with each recipient's status and
- * status_offset, the data offset in *data_offset_r, and, when fd_r is not NULL,
- * a read-only fd on the file positioned at the data offset (the caller closes
- * it; maildir_deliver() reads it with pread). data_offset_r may be NULL. */
+/* A message loaded from queue/. */
+struct spool_message {
+	struct envelope *envelope;  /* each recipient's status and status_offset set */
+	unsigned version;           /* of the file: 1 or 2 */
+	off_t data_offset;          /* the message data is [data_offset, data_end) */
+	off_t data_end;             /* version 1: the size of the file */
+	char *added;                /* NUL-terminated; "" when nothing is added */
+	size_t added_len;
+	char *folder;               /* "" = INBOX, or "Junk" */
+};
+
+/* Loads queue/<id> (either version) into a new *m_r and, when fd_r is not NULL,
+ * opens a read-only fd on the file positioned at the data offset (the caller
+ * closes it; readers must stop at data_end: maildir_deliver_to() does). */
+int spool_load_message(struct spool *s, const char *id, struct spool_message **m_r,
+    int *fd_r, const char **error_r);
+/* Frees the message and its envelope; sets *m to NULL. NULL is fine. */
+void spool_message_free(struct spool_message **m);
+
+/* spool_load_message() for callers that want only the envelope (*e_r) and the
+ * data offset (data_offset_r may be NULL). The data does NOT run to the end of
+ * the file any more (version 2): to read it, use spool_load_message(). */
 int spool_load(struct spool *s, const char *id, struct envelope **e_r,
     off_t *data_offset_r, int *fd_r, const char **error_r);
 

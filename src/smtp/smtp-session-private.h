@@ -55,6 +55,8 @@ struct smtp_txn {
 	struct header_mailboxes *from;   /* parsed at the end of data */
 	unsigned from_next;              /* next From: mailbox to ask auth about */
 	void (*after_check)(struct smtp_session *s);
+	/* mx: mail authentication of this message (smtp-inbound.c), NULL = none. */
+	struct smtp_inbound *inbound;
 };
 
 /* A reply decided before its time (e.g. for a BDAT chunk still to be read). */
@@ -92,6 +94,7 @@ struct smtp_session {
 	struct event *hold;                   /* a reply held back (failed login) */
 	struct smtp_owed_reply held;
 	bool holding;
+	bool checking;                        /* mail authentication asking DNS; input paused */
 	char line[SMTP_LINE_MAX + 1];
 };
 
@@ -140,6 +143,22 @@ void smtp_sender_scan(struct smtp_session *s, size_t from);
 /* End of data: every From: mailbox must be the user's; then next(s), else a
  * refusal has been sent and the transaction reset. */
 void smtp_sender_check_from(struct smtp_session *s, void (*next)(struct smtp_session *s));
+
+/* smtp-inbound.c: SPF, DKIM, DMARC and Authentication-Results on mx (RFC 8601). */
+/* The spool file is open: start checking this message (when it applies). */
+void smtp_inbound_begin(struct smtp_session *s);
+/* Octets just decoded into t->buf from offset `from` on. */
+void smtp_inbound_scan(struct smtp_session *s, size_t from);
+/* Whether the header section is still held back from the spool. */
+bool smtp_inbound_holding(const struct smtp_session *s);
+/* The end of the message: release a header section still held. */
+void smtp_inbound_release(struct smtp_session *s);
+/* End of data: check, then next(s) — or a refusal has been sent and the
+ * transaction reset. */
+void smtp_inbound_check(struct smtp_session *s, void (*next)(struct smtp_session *s));
+/* What the commit carries: the fields to add on top ("" none) and the folder. */
+void smtp_inbound_added(const struct smtp_session *s, const char **added, const char **folder);
+void smtp_inbound_free(struct smtp_txn *t);
 
 /* smtp-received.c: the Received: trace header (RFC 5321 §4.4), CRLF-terminated. */
 void smtp_received_header(struct smtp_session *s, struct evbuffer *out);

@@ -134,7 +134,7 @@ smtp_txn_reset(struct smtp_session *s)
 	if (t->fd >= 0) {
 		/* Opened but not committed: the queue removes the file. */
 		struct evbuffer *b = evbuffer_new();
-		struct queue_ref ref = { t->id, 0 };
+		struct queue_ref ref = { .id = t->id };
 		if (b != NULL) {
 			queue_ref_encode(b, &ref);
 			if (ipc_client_channel(s->srv->queue) != NULL)
@@ -143,6 +143,8 @@ smtp_txn_reset(struct smtp_session *s)
 		}
 		close(t->fd);
 	}
+	smtp_inbound_free(t);
+	s->checking = false;
 	envelope_free(&t->env);
 	evbuffer_free(t->buf);
 	free(t->from_scan);
@@ -184,6 +186,7 @@ smtp_on_open_reply(struct ipc_frame *f, void *arg)
 		f->fd = -1;
 		snprintf(t->id, sizeof(t->id), "%s", r.id);
 		smtp_received_header(s, t->buf);
+		smtp_inbound_begin(s);
 		next(s);
 		return;
 	}
@@ -254,6 +257,8 @@ static bool
 smtp_flush_message(struct smtp_session *s, bool all)
 {
 	struct smtp_txn *t = s->txn;
+	if (!all && smtp_inbound_holding(s))
+		return true;
 	while (t->write_errno == 0 && evbuffer_get_length(t->buf) > 0 &&
 	    (all || evbuffer_get_length(t->buf) >= SMTP_WRITE_BLOCK)) {
 		int n = evbuffer_write(t->buf, t->fd);
@@ -273,6 +278,13 @@ smtp_flush_message(struct smtp_session *s, bool all)
 
 static void smtp_message_commit(struct smtp_session *s);
 
+/* The message belongs to its sender: check its authentication (mx), then commit. */
+static void
+smtp_message_check(struct smtp_session *s)
+{
+	smtp_inbound_check(s, smtp_message_commit);
+}
+
 /* The end of DATA or of the last BDAT chunk: refuse, or check and commit. */
 static void
 smtp_message_end(struct smtp_session *s)
@@ -289,6 +301,7 @@ smtp_message_end(struct smtp_session *s)
 		smtp_txn_reset(s);
 		return;
 	}
+	smtp_inbound_release(s);
 	if (!smtp_flush_message(s, true)) {
 		if (t->write_errno == ENOSPC || t->write_errno == EDQUOT)
 			smtp_reply(s, 452, "4.3.1", "Insufficient system storage");
@@ -297,7 +310,7 @@ smtp_message_end(struct smtp_session *s)
 		smtp_txn_reset(s);
 		return;
 	}
-	smtp_sender_check_from(s, smtp_message_commit);
+	smtp_sender_check_from(s, smtp_message_check);
 }
 
 /* The message is whole and allowed: make it durable, then 250. */
@@ -306,7 +319,9 @@ smtp_message_commit(struct smtp_session *s)
 {
 	struct smtp_txn *t = s->txn;
 	struct evbuffer *b = evbuffer_new();
-	struct queue_ref ref = { t->id, t->written };
+	struct queue_ref ref = { .id = t->id, .size = t->written };
+	smtp_inbound_added(s, &ref.added, &ref.folder);
+	ref.added_len = strlen(ref.added);
 	struct ipc_call *c = NULL;
 	if (b != NULL) {
 		queue_ref_encode(b, &ref);
@@ -384,6 +399,7 @@ smtp_data_step(struct smtp_session *s)
 			evbuffer_drain(t->buf, evbuffer_get_length(t->buf));
 		} else {
 			smtp_sender_scan(s, before);
+			smtp_inbound_scan(s, before);
 			smtp_flush_message(s, false);
 		}
 	}
@@ -411,6 +427,7 @@ smtp_bdat_step(struct smtp_session *s)
 				evbuffer_drain(t->buf, evbuffer_get_length(t->buf));
 			} else {
 				smtp_sender_scan(s, before);
+				smtp_inbound_scan(s, before);
 				smtp_flush_message(s, false);
 			}
 		}
@@ -440,6 +457,7 @@ smtp_bdat_step(struct smtp_session *s)
 	size_t before = evbuffer_get_length(t->buf);
 	smtp_data_finish_raw(&t->dec, t->buf);
 	smtp_sender_scan(s, before);
+	smtp_inbound_scan(s, before);
 	smtp_message_end(s);
 	return true;
 }
@@ -454,7 +472,7 @@ smtp_on_input(struct lineio *io, void *ctx)
 {
 	struct smtp_session *s = ctx;
 	size_t len;
-	while (s->call == NULL && !s->holding && s->state != SMTP_STATE_CLOSING) {
+	while (s->call == NULL && !s->holding && !s->checking && s->state != SMTP_STATE_CLOSING) {
 		if (lineio_output_pending(io) > SMTP_MAX_OUTPUT) {
 			lineio_wait_output(io);
 			return;

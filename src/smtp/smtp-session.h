@@ -18,6 +18,7 @@ struct config;
 struct config_listener;
 struct event_base;
 struct ipc_client;
+struct smtp_mailauth;
 struct smtp_session;
 
 /* What the sessions of one listener on one front share. */
@@ -28,6 +29,7 @@ struct smtp_server {
 	SSL_CTX *tls;                 /* NULL: no STARTTLS, no implicit TLS */
 	struct ipc_client *auth;
 	struct ipc_client *queue;
+	const struct smtp_mailauth *mailauth;  /* mx checks (smtp-inbound.h); NULL = off */
 };
 
 typedef void smtp_session_end_fn(struct smtp_session *s, void *ctx);

@@ -2,6 +2,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
 
 #include "auth/auth-msg.h"
 #include "lib/ctl-msg.h"
@@ -32,8 +35,21 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	}
 	case 2: {
+		/* QUEUE_COMMIT_REQ / QUEUE_ABORT: what decodes obeys every rule the
+		 * spool relies on, and encodes back to the same bytes. */
 		struct queue_ref r;
-		queue_ref_decode(p, n, &r, &error);
+		if (queue_ref_decode(p, n, &r, &error) == 0) {
+			if (r.added_len > QUEUE_ADDED_MAX || strlen(r.added) != r.added_len ||
+			    queue_added_check(r.added, r.added_len, &error) < 0 ||
+			    !queue_folder_valid(r.folder))
+				__builtin_trap();
+			struct evbuffer *b = evbuffer_new();
+			queue_ref_encode(b, &r);
+			if (evbuffer_get_length(b) != n ||
+			    memcmp(evbuffer_pullup(b, -1), p, n) != 0)
+				__builtin_trap();
+			evbuffer_free(b);
+		}
 		break;
 	}
 	case 3: {

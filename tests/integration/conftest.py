@@ -94,7 +94,14 @@ class Rampart:
             "queue_retry_max = 2s",
             "shutdown_grace = 5s",
         ]
-        for k, v in (settings or {}).items():
+        settings = dict(settings or {})
+        if not any(k.startswith("dns.") for k in settings):
+            # No test reaches the network: mx mail is checked (SPF, DKIM, DMARC)
+            # against an empty static zone unless a test brings its own DNS.
+            zone = root / "empty.zone"
+            zone.write_text("; no records: every name is NXDOMAIN\n")
+            settings["dns.zone"] = f'"{zone}"'
+        for k, v in settings.items():
             lines.append(f"{k} = {v}")
         # listener_options: {"mx": {"deny": '"127.0.0.5/32"'}} adds settings to one listener.
         listener_options = listener_options or {}

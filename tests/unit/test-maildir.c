@@ -1,8 +1,9 @@
 /*
  * Unit tests for maildir: path refusals, unique names, delivery (content with
  * CRLF -> LF and the prepend, the S= size, exactly-once on repeated delivery,
- * detection after a move to cur/), and error reporting. Each test runs in its
- * own temporary directory.
+ * detection after a move to cur/), Maildir++ folders (names, layout, marker,
+ * a half-created folder), delivery of a byte range, and error reporting. Each
+ * test runs in its own temporary directory.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -341,6 +342,181 @@ test_errors(void **state)
 	assert_false(maildir_error_is_temporary(EINVAL));
 }
 
+static void
+test_folder_path(void **state)
+{
+	(void)state;
+	char buf[256];
+	const char *error;
+
+	assert_int_equal(maildir_folder_path("/m/d/u/Maildir", NULL, buf, sizeof(buf), &error), 0);
+	assert_string_equal(buf, "/m/d/u/Maildir");
+	assert_int_equal(maildir_folder_path("/m/d/u/Maildir", "", buf, sizeof(buf), &error), 0);
+	assert_string_equal(buf, "/m/d/u/Maildir");
+	assert_int_equal(maildir_folder_path("/m/d/u/Maildir", "Junk", buf, sizeof(buf), &error), 0);
+	assert_string_equal(buf, "/m/d/u/Maildir/.Junk");
+	assert_int_equal(maildir_folder_path("/M", "a-b_C9", buf, sizeof(buf), &error), 0);
+	assert_string_equal(buf, "/M/.a-b_C9");
+	char longest[MAILDIR_FOLDER_MAX + 2];
+	memset(longest, 'j', sizeof(longest));
+	longest[MAILDIR_FOLDER_MAX] = '\0';
+	assert_int_equal(maildir_folder_path("/M", longest, buf, sizeof(buf), &error), 0);
+	longest[MAILDIR_FOLDER_MAX] = 'j';
+	longest[MAILDIR_FOLDER_MAX + 1] = '\0';
+	const char *const refused[] = {
+		".", "..", ".Junk", "Junk.Spam", "../Junk", "a/b", "Junk/", "/etc", "Ju nk",
+		"Junk\n", "J\xc3\xbcnk", "tmp/../..", "Junk:2", longest,
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		error = NULL;
+		if (maildir_folder_path("/M", refused[i], buf, sizeof(buf), &error) == 0)
+			fail_msg("accepted folder \"%s\" as %s", refused[i], buf);
+		assert_int_equal(errno, EINVAL);
+		assert_non_null(error);
+		assert_int_equal(maildir_create_folder("/nonexistent/M", refused[i], &error), -1);
+		assert_int_equal(errno, EINVAL);
+	}
+	assert_int_equal(maildir_folder_path("/M", "Junk", buf, 8, &error), -1);
+	assert_int_equal(errno, ENAMETOOLONG);
+	assert_int_equal(maildir_folder_path("/M", "Junk", buf, 9, &error), 0);
+}
+
+static void
+assert_mode(const char *path, mode_t type, mode_t mode)
+{
+	struct stat st;
+	if (stat(path, &st) < 0)
+		fail_msg("%s: %s", path, strerror(errno));
+	assert_int_equal(st.st_mode & S_IFMT, type);
+	assert_int_equal(st.st_mode & 0777, mode);
+}
+
+/* Delivery into a folder: Maildir++ layout created on demand, only the byte
+ * range, the same exactly-once guarantees as INBOX. */
+static void
+test_deliver_folder(void **state)
+{
+	struct fixture *f = *state;
+	static const char data[] = "Subject: spam?\r\n\r\nbuy\r\n";
+	static const char trailer[] = "added X-Not:%20this\nend\n";
+	static const char prepend[] =
+	    "Return-Path: <a@b.example>\r\nDelivered-To: bob@example.org\r\n"
+	    "Authentication-Results: mx.example.org; dmarc=fail\r\n";
+	static const char expect[] =
+	    "Return-Path: <a@b.example>\nDelivered-To: bob@example.org\n"
+	    "Authentication-Results: mx.example.org; dmarc=fail\n"
+	    "Subject: spam?\n\nbuy\n";
+	const char *error;
+	char path[1024], name[256], junk[512];
+	off_t offset;
+	int src = make_source(f, data, sizeof(data) - 1, &offset);
+	assert_int_equal(write(src, trailer, sizeof(trailer) - 1), (ssize_t)sizeof(trailer) - 1);
+	const struct maildir_source range = { src, offset, offset + (off_t)sizeof(data) - 1, prepend };
+
+	assert_int_equal(maildir_deliver_to(f->maildir, "Junk", &range, "u1", false, &error), 0);
+	/* INBOX exists (Maildir++ needs it) and holds nothing. */
+	assert_int_equal(list_dir(f, "new", NULL, 0), 0);
+	assert_int_equal(list_dir(f, "tmp", NULL, 0), 0);
+	assert_mode(f->maildir, S_IFDIR, 0700);
+	snprintf(junk, sizeof(junk), "%s/.Junk", f->maildir);
+	assert_mode(junk, S_IFDIR, 0700);
+	const char *const subs[] = { "tmp", "new", "cur" };
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/%s", junk, subs[i]);
+		assert_mode(path, S_IFDIR, 0700);
+	}
+	snprintf(path, sizeof(path), "%s/maildirfolder", junk);
+	assert_mode(path, S_IFREG, 0600);
+	size_t len;
+	char *got = read_file(path, &len);
+	assert_int_equal(len, 0);
+	free(got);
+	assert_int_equal(list_dir(f, ".Junk/tmp", NULL, 0), 0);
+	assert_int_equal(list_dir(f, ".Junk/new", name, sizeof(name)), 1);
+	size_t lfs = 0;
+	for (const char *p = expect; *p != '\0'; p++)
+		lfs += *p == '\n';
+	char want[300];
+	snprintf(want, sizeof(want), "u1,S=%zu", sizeof(expect) - 1 + lfs);
+	assert_string_equal(name, want);
+	snprintf(path, sizeof(path), "%s/new/%s", junk, name);
+	got = read_file(path, &len);
+	assert_int_equal(len, sizeof(expect) - 1);
+	assert_memory_equal(got, expect, len);
+	free(got);
+
+	/* Again: found in the folder, whichever way it is asked. */
+	assert_int_equal(maildir_deliver_to(f->maildir, "Junk", &range, "u1", false, &error), 1);
+	assert_int_equal(maildir_deliver_to(f->maildir, "Junk", &range, "u1", true, &error), 1);
+	assert_int_equal(maildir_contains(junk, "u1", &error), 1);
+	assert_int_equal(maildir_contains(f->maildir, "u1", &error), 0);
+	assert_int_equal(list_dir(f, ".Junk/new", NULL, 0), 1);
+
+	/* The same range into INBOX ("" and NULL alike). */
+	assert_int_equal(maildir_deliver_to(f->maildir, "", &range, "u2", false, &error), 0);
+	assert_int_equal(maildir_deliver_to(f->maildir, NULL, &range, "u2", true, &error), 1);
+	assert_int_equal(list_dir(f, "new", name, sizeof(name)), 1);
+	snprintf(want, sizeof(want), "u2,S=%zu", sizeof(expect) - 1 + lfs);
+	assert_string_equal(name, want);
+	snprintf(path, sizeof(path), "%s/new/%s", f->maildir, name);
+	got = read_file(path, &len);
+	assert_int_equal(len, sizeof(expect) - 1);
+	assert_memory_equal(got, expect, len);
+	free(got);
+
+	/* A range reaching past the end of the source: EIO, nothing left behind. */
+	const struct maildir_source past = { src, offset, offset + 4096, NULL };
+	assert_int_equal(maildir_deliver_to(f->maildir, "Junk", &past, "u3", false, &error), -1);
+	assert_int_equal(errno, EIO);
+	assert_true(maildir_error_is_temporary(EIO));
+	assert_int_equal(list_dir(f, ".Junk/tmp", NULL, 0), 0);
+	assert_int_equal(list_dir(f, ".Junk/new", NULL, 0), 1);
+	/* An empty range: the prepend alone. */
+	const struct maildir_source none = { src, offset, offset, "X: y\r\n" };
+	assert_int_equal(maildir_deliver_to(f->maildir, "Junk", &none, "u4", false, &error), 0);
+	snprintf(path, sizeof(path), "%s/new/u4,S=6", junk);
+	got = read_file(path, &len);
+	assert_int_equal(len, 5);
+	assert_memory_equal(got, "X: y\n", 5);
+	free(got);
+	close(src);
+}
+
+/* A folder whose creation was interrupted (directory, no marker, no cur/) is
+ * completed by the next delivery; a folder name that is refused never touches
+ * the file system. */
+static void
+test_folder_half_created(void **state)
+{
+	struct fixture *f = *state;
+	const char *error;
+	char path[768];
+	off_t offset;
+	int src = make_source(f, "x\r\n", 3, &offset);
+
+	assert_int_equal(maildir_create(f->maildir, &error), 0);
+	snprintf(path, sizeof(path), "%s/.Junk", f->maildir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/.Junk/new", f->maildir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	const struct maildir_source all = { src, offset, -1, NULL };
+	assert_int_equal(maildir_deliver_to(f->maildir, "Junk", &all, "h1", false, &error), 0);
+	snprintf(path, sizeof(path), "%s/.Junk/maildirfolder", f->maildir);
+	assert_mode(path, S_IFREG, 0600);
+	assert_int_equal(list_dir(f, ".Junk/new", NULL, 0), 1);
+	/* Idempotent creation. */
+	assert_int_equal(maildir_create_folder(f->maildir, "Junk", &error), 0);
+	assert_int_equal(maildir_create_folder(f->maildir, NULL, &error), 0);
+
+	assert_int_equal(maildir_deliver_to(f->maildir, "../../x", &all, "h2", false, &error), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_false(maildir_error_is_temporary(errno));
+	snprintf(path, sizeof(path), "%s/x", f->dir);
+	struct stat st;
+	assert_int_equal(stat(path, &st), -1);
+	close(src);
+}
+
 int
 main(void)
 {
@@ -350,6 +526,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_deliver, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deliver_large, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+		cmocka_unit_test(test_folder_path),
+		cmocka_unit_test_setup_teardown(test_deliver_folder, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_folder_half_created, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,8 +1,9 @@
 /*
  * Unit tests for spool: ids, the create -> write -> commit -> load -> mark ->
- * reload cycle, the file format (exact bytes, strict parsing of corrupt files,
- * every truncation and byte mutation), listing, cleaning and error reporting.
- * Each test runs in its own temporary directory.
+ * reload cycle, the file format (exact bytes of version 2, strict parsing of
+ * corrupt files in version 1 and 2, every truncation and byte mutation),
+ * listing, cleaning and error reporting. Each test runs in its own temporary
+ * directory. What a commit adds (trailer, folder) is in test-spool-added.c.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -152,6 +153,9 @@ test_cycle(void **state)
 	assert_true(spool_id_valid(e->id));
 	assert_true(exists(f, "incoming", e->id));
 	off_t start = lseek(fd, 0, SEEK_CUR);
+	/* Not committed yet: data-end is zero, at its fixed place. */
+	assert_int_equal(pread(fd, buf, 16, SPOOL_DATA_END_AT), 16);
+	assert_memory_equal(buf, "0000000000000000", 16);
 	write_message(fd);
 	assert_false(exists(f, "queue", e->id));
 	assert_int_equal(spool_commit(f->s, e->id, fd, &error), 0);
@@ -186,11 +190,27 @@ test_cycle(void **state)
 	assert_null(l->rcpts[3].mailbox);
 	assert_string_equal(l->rcpts[3].orcpt, "");
 	assert_null(l->rcpts[1].orcpt);
-	/* The fd is positioned at the data, which is exactly what was written. */
+	/* The fd is positioned at the data, which is exactly what was written, then
+	 * the trailer (nothing added: "end" alone). */
 	ssize_t n = read(lfd, buf, sizeof(buf));
-	assert_int_equal(n, (ssize_t)(sizeof(message) - 1));
-	assert_memory_equal(buf, message, (size_t)n);
+	assert_int_equal(n, (ssize_t)(sizeof(message) - 1 + 4));
+	assert_memory_equal(buf, message, sizeof(message) - 1);
+	assert_memory_equal(buf + sizeof(message) - 1, "end\n", 4);
 	close(lfd);
+	struct spool_message *m = NULL;
+	assert_int_equal(spool_load_message(f->s, e->id, &m, &lfd, &error), 0);
+	assert_int_equal(m->version, 2);
+	assert_int_equal(m->data_offset, start);
+	assert_int_equal(m->data_end, start + (off_t)sizeof(message) - 1);
+	assert_string_equal(m->added, "");
+	assert_int_equal(m->added_len, 0);
+	assert_string_equal(m->folder, "");
+	assert_string_equal(m->envelope->id, e->id);
+	assert_int_equal(lseek(lfd, 0, SEEK_CUR), start);
+	close(lfd);
+	spool_message_free(&m);
+	assert_null(m);
+	spool_message_free(&m);
 
 	/* Mark with the loaded envelope, then reload: the statuses stuck. */
 	assert_int_equal(spool_mark_rcpt(f->s, l, 1, ENVELOPE_RCPT_DONE, &error), 0);
@@ -250,14 +270,14 @@ test_format(void **state)
 	assert_true(n > 0);
 	buf[n] = '\0';
 	snprintf(expect, sizeof(expect),
-	    "RAMPART-SPOOL 1\nid %s\nreceived 1712345678\nfrom a%%25b@example.org\n"
+	    "RAMPART-SPOOL 2\ndata-end %016zx\nid %s\nreceived 1712345678\nfrom a%%25b@example.org\n"
 	    "body 8BITMIME\nsmtputf8 1\nret FULL\nenvid id%%20with%%20space%%25and%%20percent\n"
 	    "size 4096\nhelo [192.0.2.7]\nclient 192.0.2.7\nport 65535\nlistener mx\n"
 	    "auth alice@example.org\n"
 	    "rcpt P notify=FAILURE,DELAY address=bob@example.org mailbox=bob@example.org "
 	    "orcpt=rfc822;bob@example.org\n"
-	    "rcpt P address=list@example.org mailbox=carol@example.org\n\n%s",
-	    e->id, message);
+	    "rcpt P address=list@example.org mailbox=carol@example.org\n\n%send\n",
+	    (size_t)n - 4, e->id, message);
 	assert_string_equal(buf, expect);
 	assert_int_equal(e->rcpts[1].status_offset, strstr(buf, "rcpt P address=list") - buf + 5);
 	e->rcpt_count = 4;
@@ -396,16 +416,19 @@ test_truncate_and_mutate(void **state)
 	assert_int_equal(spool_load(f->s, e->id, &l, &data_offset, NULL, &error), 0);
 	envelope_free(&l);
 	snprintf(path, sizeof(path), "%s/spool/queue/%s", f->dir, e->id);
-	char *text = malloc((size_t)data_offset + sizeof(message));
+	char *text = malloc((size_t)data_offset + sizeof(message) + 8);
 	int fd = open(path, O_RDONLY);
-	ssize_t total = read(fd, text, (size_t)data_offset + sizeof(message));
+	ssize_t total = read(fd, text, (size_t)data_offset + sizeof(message) + 8);
 	close(fd);
-	assert_int_equal(total, data_offset + (off_t)sizeof(message) - 1);
-	for (off_t n = 0; n < data_offset; n++)
+	assert_int_equal(total, data_offset + (off_t)sizeof(message) - 1 + 4);
+	/* Version 2 knows where the data ends: any truncation at all is refused. */
+	for (off_t n = 0; n < total; n++)
 		assert_corrupt(f, e->id, text, (size_t)n);
 
 	static const char values[] = { '\0', '\n', ' ', '%', 'x', '0', (char)0xff };
-	for (off_t i = 0; i < data_offset; i++) {
+	for (off_t i = 0; i < total; i++) {
+		if (i == data_offset)
+			i = total - 4;      /* the data itself is opaque */
 		char saved = text[i];
 		for (size_t v = 0; v < sizeof(values); v++) {
 			text[i] = values[v];

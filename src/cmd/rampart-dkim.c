@@ -1,0 +1,745 @@
+/*
+ * rampart-dkim — the `rampart dkim` commands: verify a message's DKIM
+ * signatures, sign a message, and make a signing key with the TXT record to
+ * publish (RFC 6376, RFC 8301, RFC 8463). The work is done by mailauth/dkim.h;
+ * this file reads standard input, parses options and prints.
+ *
+ * Messages come on standard input, at most CLI_DKIM_MAX_MESSAGE octets. DKIM
+ * works on CRLF line ends (RFC 6376 §3.4.1 canonicalises the message as sent
+ * in SMTP, RFC 5322 §2.1): a message with no CR at all (a file saved with Unix
+ * line ends) is read as if every LF were CRLF. `sign` then writes the
+ * DKIM-Signature field with the message's own line ends and the message
+ * unchanged after it.
+ *
+ * Exit statuses: verify: 0 when at least one signature passes, 1 when none
+ * does (or the message is unsigned), 2 bad usage or unreadable input. sign and
+ * keygen: 0 done, 1 refused or failed (one sentence on stderr), 2 bad usage or
+ * unreadable input.
+ */
+#include "cmd/rampart-cli.h"
+#include "cmd/rampart-dns.h"
+#include "lib/config.h"
+#include "lib/proc.h"
+#include "mailauth/dkim.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The largest message read from standard input. */
+#define CLI_DKIM_MAX_MESSAGE (64u * 1024 * 1024)
+/* --headers: at most this many field names. */
+#define CLI_DKIM_MAX_HEADERS 64
+/* RFC 1035 §3.3.14: a TXT record is a sequence of <character-string>s of at most
+ * 255 octets each (§3.3). */
+#define TXT_STRING_MAX 255
+#define RSA_BITS_MIN 1024
+#define RSA_BITS_MAX 4096
+
+static const char verify_help[] =
+    "Usage: rampart dkim verify [--dns-zone FILE | --resolver HOST[@PORT]] < MESSAGE\n"
+    "\n"
+    "Verifies every DKIM signature of the message on standard input (RFC 6376,\n"
+    "RFC 8301, RFC 8463) and prints one line per signature:\n"
+    "  dkim=pass header.d=DOMAIN header.s=SELECTOR header.a=ALGORITHM header.b=B\n"
+    "  dkim=fail header.d=... (why it did not pass)\n"
+    "or \"dkim=none\" when the message is unsigned. Results are those of RFC 8601:\n"
+    "pass, fail, policy (rsa-sha1, or l= with more body), temperror, permerror.\n"
+    "\n"
+    "The message may have CRLF or LF line ends: a message with no CR at all is\n"
+    "read as if each LF were CRLF.\n"
+    "\n"
+    "Keys are looked up in DNS: in the zone file given with --dns-zone (RFC 1035\n"
+    "master file), at the server given with --resolver, else as configured\n"
+    "(dns_resolver), else as /etc/resolv.conf says.\n"
+    "\n"
+    "Exit status: 0 at least one signature passes, 1 none passes (or unsigned, or\n"
+    "DNS could not be set up: a sentence on standard error),\n"
+    "2 bad usage or unreadable input.\n";
+
+static const char sign_help[] =
+    "Usage: rampart dkim sign --domain DOMAIN --selector SELECTOR --key FILE\n"
+    "           [--simple] [--headers NAME:NAME:...] [--timestamp N] < MESSAGE\n"
+    "\n"
+    "Signs the message on standard input and prints it on standard output with\n"
+    "the DKIM-Signature field first, then the message unchanged. The algorithm\n"
+    "follows the key (PEM, PKCS#8 or PKCS#1): ed25519-sha256 or rsa-sha256.\n"
+    "\n"
+    "  --domain DOMAIN      d=, the signing domain\n"
+    "  --selector SELECTOR  s=, where the public key is: SELECTOR._domainkey.DOMAIN\n"
+    "  --key FILE           the private key (rampart dkim keygen writes one)\n"
+    "  --simple             c=simple/simple instead of relaxed/relaxed\n"
+    "  --headers LIST       the fields to sign, separated by ':' (must include From);\n"
+    "                       default: From, To, Subject, Date, Message-ID and more,\n"
+    "                       over-signed so that none can be added\n"
+    "  --timestamp N        t=N (seconds since 1970); default now, 0 leaves t= out\n"
+    "\n"
+    "A message with no CR at all is signed as if each LF were CRLF, and the field\n"
+    "is written with LF line ends like the message.\n"
+    "Exit status: 0 signed, 1 refused (key unreadable, signing failed),\n"
+    "2 bad usage or unreadable input.\n";
+
+static const char keygen_help[] =
+    "Usage: rampart dkim keygen DOMAIN [--selector SELECTOR] [--type ed25519|rsa]\n"
+    "           [--bits N]\n"
+    "\n"
+    "Makes a DKIM signing key for DOMAIN where the daemon reads it,\n"
+    "DKIM_KEY_DIR/DOMAIN/SELECTOR.key (dkim_key_dir, default STATE_DIR/dkim;\n"
+    "directories 0700, key 0600). An existing key is never overwritten.\n"
+    "Prints the DNS record to publish, on one line, e.g.\n"
+    "  202611e._domainkey.example.org. IN TXT \"v=DKIM1; k=ed25519; p=...\"\n"
+    "(an RSA key's record is longer than 255 octets, so it is split into several\n"
+    "quoted strings, RFC 1035 §3.3.14) and the key's path on standard error.\n"
+    "\n"
+    "  --selector SELECTOR  default: YYYYMM of today and 'e' (ed25519) or 'r' (rsa)\n"
+    "  --type TYPE          ed25519 (default, RFC 8463) or rsa\n"
+    "  --bits N             RSA modulus size, 1024..4096 (default 2048, RFC 8301)\n"
+    "\n"
+    "Publish both an ed25519 and an rsa key and sign with both (RFC 8463 §1):\n"
+    "verifiers that do not know ed25519-sha256 yet still check the RSA signature.\n"
+    "  rampart dkim keygen example.org --type ed25519\n"
+    "  rampart dkim keygen example.org --type rsa\n"
+    "Exit status: 0 done, 1 refused (the key exists, a directory cannot be made),\n"
+    "2 bad usage.\n";
+
+/* ---------------------------------------------------------------- input */
+
+struct message {
+	char *data;          /* as read */
+	size_t len;
+	char *wire;          /* CRLF line ends: data itself, or a converted copy */
+	size_t wire_len;
+	bool lf_only;        /* data has no CR: wire is data with each LF made CRLF */
+};
+
+static void
+message_free(struct message *m)
+{
+	if (m->wire != m->data)
+		free(m->wire);
+	free(m->data);
+	*m = (struct message){ 0 };
+}
+
+/* Reads standard input whole (up to CLI_DKIM_MAX_MESSAGE). Returns 0, or an
+ * exit status after saying why. */
+static int
+message_read(struct message *m)
+{
+	/* Room for one octet more than the limit tells a message of exactly the
+	 * limit from a larger one. */
+	const size_t limit = CLI_DKIM_MAX_MESSAGE + 1;
+	size_t cap = 64 * 1024;
+	*m = (struct message){ .data = malloc(cap) };
+	if (m->data == NULL)
+		return refuse("Out of memory.");
+	for (;;) {
+		if (m->len == cap && cap < limit) {
+			size_t ncap = cap * 2 > limit ? limit : cap * 2;
+			char *n = realloc(m->data, ncap);
+			if (n == NULL) {
+				message_free(m);
+				return refuse("Out of memory.");
+			}
+			m->data = n;
+			cap = ncap;
+		}
+		if (m->len > CLI_DKIM_MAX_MESSAGE) {
+			message_free(m);
+			return usage_error("the message is larger than %u MiB",
+			    CLI_DKIM_MAX_MESSAGE >> 20);
+		}
+		ssize_t r = read(STDIN_FILENO, m->data + m->len, cap - m->len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int e = errno;
+			message_free(m);
+			return usage_error("cannot read the message from standard input: %s",
+			    strerror(e));
+		}
+		if (r == 0)
+			break;
+		m->len += (size_t)r;
+	}
+	m->lf_only = memchr(m->data, '\r', m->len) == NULL;
+	if (!m->lf_only) {
+		m->wire = m->data;
+		m->wire_len = m->len;
+		return 0;
+	}
+	size_t lfs = 0;
+	for (size_t i = 0; i < m->len; i++)
+		lfs += m->data[i] == '\n';
+	if ((m->wire = malloc(m->len + lfs + 1)) == NULL) {
+		message_free(m);
+		return refuse("Out of memory.");
+	}
+	for (size_t i = 0; i < m->len; i++) {
+		if (m->data[i] == '\n')
+			m->wire[m->wire_len++] = '\r';
+		m->wire[m->wire_len++] = m->data[i];
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------- verify */
+
+/* Prints a result value as an RFC 8601 value: as it is when it is a plain
+ * token, else as a quoted-string; bytes outside printable ASCII print as '?'
+ * (a signature's tags are peer input and this goes to a terminal). */
+static bool
+value_plain(const char *s)
+{
+	if (s[0] == '\0')
+		return false;
+	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++)
+		if (*p <= ' ' || *p >= 0x7f || strchr("();,\"\\", *p) != NULL)
+			return false;
+	return true;
+}
+
+static void
+print_value(const char *s)
+{
+	if (value_plain(s)) {
+		fputs(s, stdout);
+		return;
+	}
+	putchar('"');
+	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\')
+			putchar('\\');
+		putchar(*p < ' ' || *p >= 0x7f ? '?' : *p);
+	}
+	putchar('"');
+}
+
+/* Whether the parentheses of s nest (a comment may hold comments, RFC 5322 §3.2.2). */
+static bool
+parens_balanced(const char *s)
+{
+	int depth = 0;
+	for (; *s != '\0' && depth >= 0; s++)
+		depth += *s == '(' ? 1 : *s == ')' ? -1 : 0;
+	return depth == 0;
+}
+
+/* The reason as a comment, without its final period: "(rsa-sha1 is not
+ * accepted (RFC 8301))". Unbalanced parentheses and backslashes are escaped. */
+static void
+print_comment(const char *reason, bool testing)
+{
+	if (reason == NULL)
+		reason = "";
+	size_t len = strlen(reason);
+	if (len > 0 && reason[len - 1] == '.')
+		len--;
+	if (len == 0 && !testing)
+		return;
+	bool escape = !parens_balanced(reason);
+	fputs(" (", stdout);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)reason[i];
+		if (ch == '\\' || (escape && (ch == '(' || ch == ')')))
+			putchar('\\');
+		putchar(ch < ' ' || ch >= 0x7f ? '?' : ch);
+	}
+	if (testing)
+		fputs(len > 0 ? "; key in testing mode, t=y" : "key in testing mode, t=y", stdout);
+	putchar(')');
+}
+
+static void
+print_property(const char *name, const char *value)
+{
+	if (value == NULL || value[0] == '\0')
+		return;
+	printf(" header.%s=", name);
+	print_value(value);
+}
+
+static const struct option verify_options[] = {
+	{ "dns-zone", required_argument, NULL, 'z' },
+	{ "resolver", required_argument, NULL, 'r' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* getopt_long's own complaint, as one of ours. */
+static int
+option_error(const char *verb, int c, char **argv)
+{
+	/* A short option may sit inside a cluster ("-xv"): name it by optopt. */
+	char shortopt[3] = { '-', (char)optopt, '\0' };
+	const char *arg = argv[optind - 1];
+	if (optopt != 0 && strncmp(arg, "--", 2) != 0)
+		arg = shortopt;
+	if (c == ':')
+		return usage_error("'dkim %s': %s needs a value", verb, arg);
+	return usage_error("'dkim %s' does not take the option %s", verb, arg);
+}
+
+int
+cli_dkim_verify(struct cli *cli)
+{
+	const char *zone = NULL, *resolver = NULL;
+	int c;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(cli->pass_argc, cli->pass_argv, ":h", verify_options,
+	    NULL)) != -1) {
+		switch (c) {
+		case 'z': zone = optarg; break;
+		case 'r': resolver = optarg; break;
+		case 'h':
+			fputs(verify_help, stdout);
+			return finish_output(0);
+		default:
+			return option_error("verify", c, cli->pass_argv);
+		}
+	}
+	if (optind < cli->pass_argc)
+		return usage_error("'dkim verify' takes no arguments (the message comes on "
+		    "standard input)");
+	if (zone != NULL && resolver != NULL)
+		return usage_error("--dns-zone and --resolver exclude each other");
+	if (isatty(STDIN_FILENO))
+		return usage_error("'dkim verify' reads the message from standard input");
+
+	struct message m;
+	int ret = message_read(&m);
+	if (ret != 0)
+		return ret;
+	struct dkim_verify *v = dkim_verify_new(time(NULL));
+	if (v == NULL) {
+		message_free(&m);
+		return refuse("Out of memory.");
+	}
+	dkim_verify_feed(v, m.wire, m.wire_len);
+	dkim_verify_finish(v);
+	message_free(&m);
+
+	/* The options, else the configuration's resolver, else the system's. */
+	struct cli_dns d = { 0 };
+	if ((ret = cli_dns_options(cli, &d, zone, resolver)) != 0) {
+		config_free(&cli->cfg);
+		dkim_verify_free(&v);
+		return ret;
+	}
+	config_free(&cli->cfg);
+	if (cli_dns_run(&d, dkim_verify_step, v, 0) < 0) {
+		cli_dns_close(&d);
+		dkim_verify_free(&v);
+		return refuse("Cannot run the DNS event loop.");
+	}
+
+	/* Printed before cli_dns_close: results may point into the answers. */
+	size_t n = dkim_verify_count(v);
+	bool passed = false;
+	if (n == 0)
+		puts("dkim=none");
+	for (size_t i = 0; i < n; i++) {
+		const struct dkim_result *r = dkim_verify_result(v, i);
+		printf("dkim=%s", dkim_status_name(r->status));
+		print_property("d", r->domain);
+		print_property("s", r->selector);
+		print_property("a", r->algorithm);
+		print_property("b", r->b);
+		print_comment(r->status == DKIM_STATUS_PASS ? NULL : r->reason, r->testing);
+		putchar('\n');
+		passed |= r->status == DKIM_STATUS_PASS;
+	}
+	cli_dns_close(&d);
+	dkim_verify_free(&v);
+	return finish_output(passed ? 0 : 1);
+}
+
+/* ---------------------------------------------------------------- sign */
+
+/* A field name (RFC 5322 §3.6.8: printable ASCII except ':'). */
+static bool
+field_name_valid(const char *s, size_t len)
+{
+	if (len == 0)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (s[i] <= ' ' || s[i] >= 0x7f || s[i] == ':')
+			return false;
+	return true;
+}
+
+/* Splits "a:b:c" in place into names[] (NULL-terminated). Returns 0 or an exit status. */
+static int
+headers_parse(char *list, const char **names)
+{
+	size_t n = 0;
+	bool from = false;
+	for (char *p = list;;) {
+		char *colon = strchr(p, ':');
+		size_t len = colon != NULL ? (size_t)(colon - p) : strlen(p);
+		if (!field_name_valid(p, len))
+			return usage_error("--headers takes field names separated by ':', such as "
+			    "from:to:subject");
+		if (n == CLI_DKIM_MAX_HEADERS)
+			return usage_error("--headers takes at most %d names", CLI_DKIM_MAX_HEADERS);
+		names[n++] = p;
+		from |= len == 4 && strncasecmp(p, "from", 4) == 0;
+		if (colon == NULL)
+			break;
+		*colon = '\0';
+		p = colon + 1;
+	}
+	names[n] = NULL;
+	if (!from)
+		return usage_error("--headers must include From (RFC 6376 §5.4)");
+	return 0;
+}
+
+/* A DNS name: letters, digits, '-' and '_' in labels of 1..63 octets, dots
+ * between (RFC 6376 §3.5 d= and s= are domain names; '_' is allowed in
+ * selectors in practice). At most 253 octets, no final dot. */
+static bool
+dns_name_valid(const char *s)
+{
+	size_t len = strlen(s), label = 0;
+	if (len == 0 || len > 253 || s[0] == '.' || s[len - 1] == '.')
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch == '.') {
+			if (label == 0)
+				return false;
+			label = 0;
+		} else if (isalnum(ch) || ch == '-' || ch == '_') {
+			if (++label > 63)
+				return false;
+		} else {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* "0" .. a time_t's worth of decimal digits. */
+static int
+parse_number(const char *s, unsigned long long max, unsigned long long *out)
+{
+	if (s[0] < '0' || s[0] > '9')
+		return -1;
+	errno = 0;
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* Writes the field with LF line ends when the message has them. */
+static void
+write_field(const char *field, bool lf_only)
+{
+	if (!lf_only) {
+		fputs(field, stdout);
+		return;
+	}
+	for (const char *p = field; *p != '\0'; p++)
+		if (!(p[0] == '\r' && p[1] == '\n'))
+			putchar(*p);
+}
+
+static const struct option sign_options[] = {
+	{ "domain", required_argument, NULL, 'd' },
+	{ "selector", required_argument, NULL, 's' },
+	{ "key", required_argument, NULL, 'k' },
+	{ "simple", no_argument, NULL, 'S' },
+	{ "headers", required_argument, NULL, 'H' },
+	{ "timestamp", required_argument, NULL, 't' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* Signs m with key; prints the field and the message. */
+static int
+sign_message(const struct dkim_sign_params *p, const struct dkim_key *key,
+    const struct message *m)
+{
+	const char *error = NULL;
+	unsigned char digest[32], sig[512];
+	size_t siglen = 0;
+	struct dkim_sign *s = dkim_sign_new(p, &error);
+	if (s == NULL)
+		return refuse("Cannot sign: %s", error != NULL ? error : "unknown error.");
+	dkim_sign_feed(s, m->wire, m->wire_len);
+	dkim_sign_finish(s);
+	if (dkim_sign_digest(s, digest, &error) < 0 ||
+	    dkim_key_sign_digest(key, digest, sig, &siglen, &error) < 0) {
+		dkim_sign_free(&s);
+		return refuse("Cannot sign: %s", error != NULL ? error : "unknown error.");
+	}
+	char *field = dkim_sign_header(s, sig, siglen);
+	dkim_sign_free(&s);
+	if (field == NULL)
+		return refuse("Out of memory.");
+	write_field(field, m->lf_only);
+	free(field);
+	fwrite(m->data, 1, m->len, stdout);
+	return finish_output(0);
+}
+
+int
+cli_dkim_sign(struct cli *cli)
+{
+	const char *domain = NULL, *selector = NULL, *key_path = NULL;
+	char *headers = NULL;
+	bool simple = false;
+	unsigned long long ts = (unsigned long long)time(NULL);
+	int c;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(cli->pass_argc, cli->pass_argv, ":h", sign_options,
+	    NULL)) != -1) {
+		switch (c) {
+		case 'd': domain = optarg; break;
+		case 's': selector = optarg; break;
+		case 'k': key_path = optarg; break;
+		case 'S': simple = true; break;
+		case 'H': headers = optarg; break;
+		case 't':
+			/* RFC 6376 §3.5: t= is at most 12 digits. */
+			if (parse_number(optarg, 999999999999ULL, &ts) < 0)
+				return usage_error("--timestamp takes seconds since 1970 (0: no t=), "
+				    "not '%s'", optarg);
+			break;
+		case 'h':
+			fputs(sign_help, stdout);
+			return finish_output(0);
+		default:
+			return option_error("sign", c, cli->pass_argv);
+		}
+	}
+	if (optind < cli->pass_argc)
+		return usage_error("'dkim sign' takes no arguments (the message comes on "
+		    "standard input)");
+	if (domain == NULL || selector == NULL || key_path == NULL)
+		return usage_error("'dkim sign' needs --domain, --selector and --key");
+	if (!dns_name_valid(domain))
+		return usage_error("--domain %s is not a domain name", domain);
+	if (!dns_name_valid(selector))
+		return usage_error("--selector %s is not a valid selector (letters, digits, '-', "
+		    "dots between)", selector);
+	const char *names[CLI_DKIM_MAX_HEADERS + 1];
+	int ret;
+	if (headers != NULL && (ret = headers_parse(headers, names)) != 0)
+		return ret;
+	if (isatty(STDIN_FILENO))
+		return usage_error("'dkim sign' reads the message from standard input");
+
+	const char *error = NULL;
+	struct dkim_key *key = dkim_key_load(key_path, &error);
+	if (key == NULL)
+		return refuse("Cannot load the key %s: %s", key_path,
+		    error != NULL ? error : "unknown error.");
+	struct message m;
+	if ((ret = message_read(&m)) != 0) {
+		dkim_key_free(&key);
+		return ret;
+	}
+	struct dkim_sign_params p = {
+		.domain = domain,
+		.selector = selector,
+		.type = dkim_key_type(key),
+		.simple_header = simple,
+		.simple_body = simple,
+		.headers = headers != NULL ? names : NULL,
+		.timestamp = (time_t)ts,
+	};
+	ret = sign_message(&p, key, &m);
+	message_free(&m);
+	dkim_key_free(&key);
+	return ret;
+}
+
+/* ---------------------------------------------------------------- keygen */
+
+/* mkdir -p with mode 0700 for what is made. */
+static int
+mkdir_parents(const char *path, const char **error_r)
+{
+	char buf[PATH_MAX];
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf)) {
+		*error_r = "the path is too long";
+		return -1;
+	}
+	for (char *p = buf + 1;; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char saved = *p;
+		*p = '\0';
+		if (mkdir(buf, 0700) < 0 && errno != EEXIST) {
+			*error_r = strerror(errno);
+			return -1;
+		}
+		if (saved == '\0')
+			break;
+		*p = saved;
+	}
+	struct stat st;
+	if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		*error_r = "it is not a directory";
+		return -1;
+	}
+	if ((st.st_mode & 077) != 0)
+		fprintf(stderr, "Warning: %s is accessible to other users (mode %03o); 0700 is "
+		    "safer for private keys.\n", path, (unsigned)(st.st_mode & 0777));
+	return 0;
+}
+
+/* Prints the record as NAME. IN TXT "..." "..." with strings of at most 255
+ * octets (RFC 1035 §3.3.14), '"' and '\' escaped (RFC 1035 §5.1). */
+static void
+print_txt_record(const char *selector, const char *domain, const char *txt)
+{
+	printf("%s._domainkey.%s. IN TXT", selector, domain);
+	size_t len = strlen(txt);
+	for (size_t off = 0; off < len || off == 0; off += TXT_STRING_MAX) {
+		size_t n = len - off < TXT_STRING_MAX ? len - off : TXT_STRING_MAX;
+		fputs(" \"", stdout);
+		for (size_t i = 0; i < n; i++) {
+			if (txt[off + i] == '"' || txt[off + i] == '\\')
+				putchar('\\');
+			putchar(txt[off + i]);
+		}
+		putchar('"');
+		if (len == 0)
+			break;
+	}
+	putchar('\n');
+}
+
+static const struct option keygen_options[] = {
+	{ "selector", required_argument, NULL, 's' },
+	{ "type", required_argument, NULL, 't' },
+	{ "bits", required_argument, NULL, 'b' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+int
+cli_dkim_keygen(struct cli *cli)
+{
+	const char *selector = NULL;
+	enum dkim_key_type type = DKIM_KEY_ED25519;
+	unsigned long long bits = 0;
+	int c;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(cli->pass_argc, cli->pass_argv, ":h", keygen_options,
+	    NULL)) != -1) {
+		switch (c) {
+		case 's': selector = optarg; break;
+		case 't':
+			if (strcmp(optarg, "ed25519") == 0)
+				type = DKIM_KEY_ED25519;
+			else if (strcmp(optarg, "rsa") == 0)
+				type = DKIM_KEY_RSA;
+			else
+				return usage_error("--type is ed25519 or rsa, not '%s'", optarg);
+			break;
+		case 'b':
+			if (parse_number(optarg, RSA_BITS_MAX, &bits) < 0 || bits < RSA_BITS_MIN)
+				return usage_error("--bits takes %d to %d, not '%s'", RSA_BITS_MIN,
+				    RSA_BITS_MAX, optarg);
+			break;
+		case 'h':
+			fputs(keygen_help, stdout);
+			return finish_output(0);
+		default:
+			return option_error("keygen", c, cli->pass_argv);
+		}
+	}
+	if (cli->pass_argc - optind != 1)
+		return usage_error("'dkim keygen' needs one domain");
+	if (bits != 0 && type != DKIM_KEY_RSA)
+		return usage_error("--bits is for RSA keys (--type rsa)");
+
+	/* The directory is named after the domain: lower case, no final dot. */
+	char domain[254];
+	const char *arg = cli->pass_argv[optind];
+	size_t dlen = strlen(arg);
+	if (dlen > 0 && arg[dlen - 1] == '.')
+		dlen--;
+	if (dlen >= sizeof(domain))
+		return usage_error("%s is not a domain name", arg);
+	for (size_t i = 0; i < dlen; i++)
+		domain[i] = (char)tolower((unsigned char)arg[i]);
+	domain[dlen] = '\0';
+	if (!dns_name_valid(domain) || strchr(domain, '.') == NULL)
+		return usage_error("%s is not a domain name", arg);
+
+	char def_selector[16];
+	if (selector == NULL) {
+		time_t now = time(NULL);
+		struct tm tm;
+		localtime_r(&now, &tm);
+		size_t n = strftime(def_selector, sizeof(def_selector) - 1, "%Y%m", &tm);
+		def_selector[n] = type == DKIM_KEY_ED25519 ? 'e' : 'r';
+		def_selector[n + 1] = '\0';
+		selector = def_selector;
+	}
+	if (!dns_name_valid(selector))
+		return usage_error("--selector %s is not a valid selector (letters, digits, '-', "
+		    "dots between)", selector);
+	if (type == DKIM_KEY_RSA && bits > 0 && bits < 2048)
+		fprintf(stderr, "Warning: RFC 8301 §3.2 says signers SHOULD use RSA keys of at "
+		    "least 2048 bits.\n");
+
+	if (load_config(cli) < 0)
+		return EXIT_REFUSED;
+	proc_drop_privileges(cli->cfg, "rampart");
+	umask(077);
+
+	int ret = 0;
+	const char *error = NULL;
+	char dir[PATH_MAX], path[PATH_MAX];
+	char *txt = NULL;
+	if (snprintf(dir, sizeof(dir), "%s/%s", cli->cfg->dkim_key_dir, domain) >=
+	    (int)sizeof(dir) || snprintf(path, sizeof(path), "%s/%s.key", dir, selector) >=
+	    (int)sizeof(path)) {
+		ret = refuse("The key's path would be too long.");
+		goto out;
+	}
+	struct stat st;
+	if (lstat(path, &st) == 0) {
+		ret = refuse("A key already exists at %s; it is never overwritten. Choose another "
+		    "selector (--selector), or remove that file first.", path);
+		goto out;
+	}
+	if (mkdir_parents(dir, &error) < 0) {
+		ret = refuse("Cannot make the directory %s: %s.", dir, error);
+		goto out;
+	}
+	if (dkim_key_generate(type, (unsigned)bits, path, &txt, &error) < 0) {
+		ret = refuse("Cannot make the key %s: %s", path,
+		    error != NULL ? error : "unknown error.");
+		goto out;
+	}
+	print_txt_record(selector, domain, txt);
+	fprintf(stderr, "Wrote the private key to %s (mode 0600).\n"
+	    "Publish the record above in DNS before signing with it.\n", path);
+	ret = finish_output(0);
+out:
+	free(txt);
+	config_free(&cli->cfg);
+	return ret;
+}
