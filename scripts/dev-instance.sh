@@ -22,6 +22,20 @@ if [ ! -f "$RUN/tls/cert.pem" ]; then
         -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null
     chmod 600 "$RUN/tls/key.pem"
 fi
+if [ ! -f "$RUN/dns.zone" ]; then
+    cat > "$RUN/dns.zone" <<'ZONE'
+; DNS for the development instance (dns.zone in rampart.conf): mail arriving on
+; the MX port is checked (SPF, DKIM, DMARC) against these records instead of the
+; network. Delete the dns.zone line of rampart.conf to use real DNS.
+$TTL 300
+$ORIGIN example.org.
+@       TXT "v=spf1 ip4:127.0.0.0/8 -all"
+_dmarc  TXT "v=DMARC1; p=quarantine"
+$ORIGIN spoofed.example.
+@       TXT "v=spf1 ip4:192.0.2.1 -all"
+_dmarc  TXT "v=DMARC1; p=reject"
+ZONE
+fi
 if [ ! -f "$CONF" ]; then
     cat > "$CONF" <<CONF
 # Development instance created by 'make run'. Every setting: docs/configuration.md
@@ -31,6 +45,7 @@ data_dir = "$TOP/data"
 tls_cert = "$RUN/tls/cert.pem"
 tls_key = "$RUN/tls/key.pem"
 queue_retry_min = 10s
+dns.zone = "$RUN/dns.zone"
 listener mx          { role = mx          address = "127.0.0.1" port = $MX_PORT }
 listener submission  { role = submission  address = "127.0.0.1" port = $SUB_PORT }
 listener submissions { role = submissions address = "127.0.0.1" port = $SUBS_PORT }
@@ -55,8 +70,11 @@ Rampart development instance (config $CONF)
 
 Send a test message from another terminal (as a stranger, over the MX port):
   swaks --server 127.0.0.1:$MX_PORT --from you@example.org --to dev@example.test
-  /usr/bin/python3 -c "import smtplib; smtplib.SMTP('127.0.0.1', $MX_PORT).sendmail('you@example.org', ['dev@example.test'], 'Subject: hello\r\n\r\nIt works.\r\n')"
-Then: ls $RUN/state/mail/example.test/dev/Maildir/new
+  /usr/bin/python3 -c "import smtplib; smtplib.SMTP('127.0.0.1', $MX_PORT).sendmail('you@example.org', ['dev@example.test'], 'From: you@example.org\r\nSubject: hello\r\n\r\nIt works.\r\n')"
+Then: ls $RUN/state/mail/example.test/dev/Maildir/new   (Authentication-Results on top:
+spf=pass, dmarc=pass, from the records in $RUN/dns.zone). A forged sender is refused
+by its domain's DMARC policy (550 5.7.1):
+  swaks --server 127.0.0.1:$MX_PORT --from ceo@spoofed.example --to dev@example.test
 
 Submit as dev@example.test (STARTTLS, then AUTH; swaks asks for the password):
   swaks --server 127.0.0.1:$SUB_PORT --tls --auth PLAIN --auth-user dev@example.test --from dev@example.test --to dev@example.test
