@@ -196,3 +196,47 @@ def test_report_only_action_accepts_and_reports_failure(make_server, dns):
     [path] = srv.wait_messages("alice", 1)
     [ar] = auth_results(path)
     assert "spf=fail" in ar and "dkim=none" in ar and "dmarc=fail" in ar, ar
+
+
+def test_header_section_over_the_limit_is_refused(make_server, dns):
+    """The header section is held in memory until complete (to remove forged
+    Authentication-Results); more than 256 KiB of it is refused at the end of
+    DATA with 552 5.3.4, and the session goes on."""
+    srv = make_server(settings=settings_for(dns))
+    big = "".join(f"X-Filler-{i}: {'x' * 200}\r\n" for i in range(1400))   # ~300 KiB
+    s = smtplib.SMTP("127.0.0.1", srv.ports["mx"], timeout=30)
+    s.ehlo("client.example")
+    s.mail("carol@nodmarc.example")
+    s.rcpt("alice@example.test")
+    code, text = s.data(message("carol@nodmarc.example", "big", big))
+    assert (code, text[:5]) == (552, b"5.3.4"), (code, text)
+    s.sendmail("carol@nodmarc.example", ["alice@example.test"],
+               message("carol@nodmarc.example", "small", "X-Filler: y\r\n"))
+    s.quit()
+    msgs = srv.wait_messages("alice", 1)
+    assert len(msgs) == 1 and b"Subject: small" in msgs[0].read_bytes()
+    assert "header section over 262144 octets" in srv.log_text()
+
+
+def test_unreachable_resolver_gives_temperror_and_the_message_is_kept(make_server):
+    """DNS down: every lookup times out (dns.timeout), the results are temperror
+    and the message is accepted (RFC 7208 §2.6.6, RFC 7489 §6.6.3: no policy
+    can be applied)."""
+    import socket
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)   # bound, never answers
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    try:
+        srv = make_server(settings={"dns.resolver": f'"127.0.0.1@{port}"',
+                                    "dns.trust_anchor": '""', "dns.timeout": "500"})
+        start = time.time()
+        s = smtplib.SMTP("127.0.0.1", srv.ports["mx"], timeout=30)
+        s.sendmail("bob@reject.example", ["alice@example.test"],
+                   message("bob@reject.example", "dnsdown"))
+        s.quit()
+        assert time.time() - start < 10
+        [path] = srv.wait_messages("alice", 1)
+        [ar] = auth_results(path)
+        assert "spf=temperror" in ar and "dmarc=temperror" in ar, ar
+    finally:
+        sock.close()
