@@ -350,6 +350,16 @@ int dkim_sign_digest(struct dkim_sign *s, unsigned char digest[32], const char *
 		*error_r = "Out of memory.";
 		return -1;
 	}
+	/* RFC 6376 §5.4: From MUST be signed; a message without one has no author
+	 * to vouch for (and no DMARC alignment): refuse rather than sign nothing. */
+	bool has_from = false;
+	for (size_t f = 0; f < s->hdr.nfields && !has_from; f++)
+		has_from = dkim_name_eq(s->hdr.buf + s->hdr.fields[f].off,
+		    s->hdr.fields[f].name_len, "from", 4);
+	if (!has_from) {
+		*error_r = "The message has no From: field (RFC 6376 section 5.4).";
+		return -1;
+	}
 	if (!s->digest_ready) {
 		s->nh = 0;
 		dkim_buf_free(&s->prefix);
