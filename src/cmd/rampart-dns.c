@@ -258,13 +258,24 @@ static const struct option query_options[] = {
 };
 
 int
+cli_dns_timeout_parse(const char *arg, unsigned *ms_r)
+{
+	char *end;
+	errno = 0;
+	unsigned long ms = strtoul(arg, &end, 10);
+	if (errno != 0 || end == arg || *end != '\0' || ms < 1 || ms > 600000)
+		return usage_error("--timeout takes milliseconds, 1 to 600000");
+	*ms_r = (unsigned)ms;
+	return 0;
+}
+
+int
 cli_dns_query(struct cli *cli)
 {
 	const char *zone = NULL, *resolver = NULL;
 	struct query_state q = { 0 };
 	struct cli_dns d = { 0 };
-	unsigned long timeout = 0;
-	char *end;
+	unsigned timeout = 0;
 	int c, type, ret;
 
 	optind = 1;
@@ -279,11 +290,8 @@ cli_dns_query(struct cli *cli)
 			resolver = optarg;
 			break;
 		case 't':
-			errno = 0;
-			timeout = strtoul(optarg, &end, 10);
-			if (errno != 0 || end == optarg || *end != '\0' || timeout < 1 ||
-			    timeout > 600000)
-				return usage_error("--timeout takes milliseconds, 1 to 600000");
+			if ((ret = cli_dns_timeout_parse(optarg, &timeout)) != 0)
+				return ret;
 			break;
 		case 'h':
 			fputs(query_help, stdout);
@@ -303,7 +311,7 @@ cli_dns_query(struct cli *cli)
 		return usage_error("'dns query': unknown type %s (A, AAAA, MX, TXT, PTR, CNAME, "
 		    "NS, TLSA)", cli->pass_argv[optind + 1]);
 	q.type = (uint16_t)type;
-	d.timeout_ms = (unsigned)timeout;
+	d.timeout_ms = timeout;
 	if ((ret = cli_dns_options(cli, &d, zone, resolver)) != 0) {
 		config_free(&cli->cfg);
 		return ret;

@@ -40,6 +40,9 @@ int cli_dns_open(struct cli_dns *d, const char *zone_path, const char *resolver,
  * Returns 0, or -1 when the loop could not run. */
 int cli_dns_run(struct cli_dns *d, dns_step_fn *step, void *arg, unsigned deadline_ms);
 void cli_dns_close(struct cli_dns *d);
+/* Parses a --timeout value (milliseconds, 1 to 600000) into *ms_r: 0, or the
+ * exit status of the usage error it printed. */
+int cli_dns_timeout_parse(const char *arg, unsigned *ms_r);
 
 /* Added: the options of a command, as every mail-checking command takes them.
  * Both given: a usage error (exit 2, via usage_error). Neither: the

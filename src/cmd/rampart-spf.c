@@ -72,8 +72,6 @@ struct spf_options {
 static int
 parse_options(struct cli *cli, struct spf_options *o)
 {
-	unsigned long timeout;
-	char *end;
 	int c;
 
 	optind = 1;
@@ -92,14 +90,12 @@ parse_options(struct cli *cli, struct spf_options *o)
 				return usage_error("--identity is helo or mailfrom");
 			o->helo_identity = strcmp(optarg, "helo") == 0;
 			break;
-		case 't':
-			errno = 0;
-			timeout = strtoul(optarg, &end, 10);
-			if (errno != 0 || end == optarg || *end != '\0' || timeout < 1 ||
-			    timeout > 600000)
-				return usage_error("--timeout takes milliseconds, 1 to 600000");
-			o->timeout_ms = (unsigned)timeout;
+		case 't': {
+			int ret = cli_dns_timeout_parse(optarg, &o->timeout_ms);
+			if (ret != 0)
+				return ret;
 			break;
+		}
 		case 'h':
 			fputs(check_help, stdout);
 			return -1;

@@ -182,3 +182,22 @@ dns_name_lower(struct dns_name *n)
 	for (size_t i = 0; i < n->len; i++)
 		n->wire[i] = ascii_lower(n->wire[i]);
 }
+
+bool
+dns_name_text_valid(const char *name)
+{
+	size_t len = strlen(name), label = 0;
+
+	if (len == 0 || len > 253)
+		return false;
+	for (size_t i = 0; i <= len; i++) {
+		if (i == len || name[i] == '.') {
+			if (label == 0 || label > 63)
+				return false;
+			label = 0;
+		} else {
+			label++;
+		}
+	}
+	return true;
+}

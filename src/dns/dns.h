@@ -85,6 +85,9 @@ void dns_answer_unref(struct dns_answer **a);
 const char *dns_type_name(uint16_t type);      /* "TXT"; "TYPE123" for others */
 int dns_type_parse(const char *name);          /* "txt" -> 16; -1 if unknown */
 const char *dns_status_name(enum dns_status s);/* "ok", "nxdomain", "tempfail"... */
+/* Whether name (presentation form, no escapes, no final dot) is a usable host
+ * name to ask about: 1 to 253 octets, every label 1 to 63 (RFC 1035 §2.3.4). */
+bool dns_name_text_valid(const char *name);
 
 /* ---- resolvers ---- */
 

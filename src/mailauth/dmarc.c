@@ -76,20 +76,7 @@ struct dmarc_check {
 /* A From: domain DMARC can look up: 1..253 octets, labels of 1..63. */
 static bool domain_usable(const char *d)
 {
-	size_t len = strlen(d), label = 0;
-
-	if (len == 0 || len > DOMAIN_MAX)
-		return false;
-	for (size_t i = 0; i <= len; i++) {
-		if (i == len || d[i] == '.') {
-			if (label == 0 || label > 63)
-				return false;
-			label = 0;
-		} else {
-			label++;
-		}
-	}
-	return true;
+	return dns_name_text_valid(d);
 }
 
 struct dmarc_check *dmarc_check_new(const struct dmarc_psl *psl, const struct dmarc_input *in)

@@ -18,20 +18,7 @@
 bool
 spf_name_valid(const char *name)
 {
-	size_t len = strlen(name), label = 0;
-
-	if (len == 0 || len > SPF_DOMAIN_MAX)
-		return false;
-	for (size_t i = 0; i <= len; i++) {
-		if (name[i] == '.' || name[i] == '\0') {
-			if (label == 0 || label > 63)
-				return false;
-			label = 0;
-		} else {
-			label++;
-		}
-	}
-	return true;
+	return dns_name_text_valid(name);   /* SPF_DOMAIN_MAX is 253 too */
 }
 
 void
