@@ -7,7 +7,7 @@ libssl-dev libsodium-dev libevent-dev libsqlite3-dev libconfuse-dev libjansson-d
 libzxcvbn-dev libcmocka-dev clang libclang-rt-14-dev
 libunbound-dev libpsl-dev publicsuffix dns-root-data
 openssl sqlite3 procps python3 python3-pytest swaks fail2ban gdb
-unbound python3-spf python3-dkim python3-dnspython python3-yaml python3-authheaders"
+unbound ldnsutils python3-spf python3-dkim python3-dnspython python3-yaml python3-authheaders"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -10,7 +10,7 @@ if [ ! -f "$BUILD/build.ninja" ]; then
     CC=clang meson setup "$BUILD" "$TOP" --buildtype=debugoptimized -Dfuzz=true -Dwerror=true \
         -Db_sanitize=address,undefined -Db_lundef=false -Dc_args=-fsanitize=fuzzer-no-link >/dev/null
 fi
-ninja -C "$BUILD" >/dev/null
+ninja -C "$BUILD" >"$BUILD.log" 2>&1 || { grep -E "error|FAILED" "$BUILD.log" | head -20; exit 1; }
 for dir in "$TOP"/tests/fuzz/corpus/*/; do
     t=$(basename "$dir")
     work=$(mktemp -d)

@@ -142,7 +142,8 @@ cli_dns_options(struct cli *cli, struct cli_dns *d, const char *zone_path, const
 
 	if (zone_path != NULL && resolver != NULL)
 		return usage_error("--dns-zone and --resolver exclude each other");
-	if (zone_path == NULL && resolver == NULL && cli->cfg == NULL &&
+	/* With --resolver, the configuration still gives the trust anchor and timeout. */
+	if (zone_path == NULL && cli->cfg == NULL &&
 	    cli->config_path != NULL && access(cli->config_path, F_OK) == 0 &&
 	    load_config(cli) < 0)
 		return EXIT_REFUSED;

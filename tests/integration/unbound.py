@@ -15,6 +15,12 @@ or raw strings, used as they are as an unbound local-data line
 ('x.example.test. 60 IN A 192.0.2.9'). A zone whose records are the string
 "refuse" is an always_refuse zone (every query gets REFUSED).
 
+auth_zones (optional) maps a zone name to a master file that unbound serves
+itself with `auth-zone:` (for-downstream and for-upstream), RRSIG, NSEC and
+DNSKEY records included as they are in the file: a DNSSEC-signed zone for
+validation tests. The server itself does not validate (module-config stays
+"iterator"): whatever the file holds is given out, broken signatures too.
+
 Works as root in a container: no chroot, no user switch, no syslog, no remote
 control; the log and the pid file stay in tmpdir.
 """
@@ -80,7 +86,7 @@ def query_packet(name, qtype=1, ident=0x5253):
 
 
 class Unbound:
-    def __init__(self, tmpdir, zones, ttl=300, start=True):
+    def __init__(self, tmpdir, zones, ttl=300, start=True, auth_zones=None):
         self.dir = Path(tmpdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -136,6 +142,14 @@ class Unbound:
                 rdata = _rdata(rtype, rdata, zone)
                 server.append("    local-data: " +
                               _quote(f"{_owner(name, zone)} {rttl} IN {rtype} {rdata}"))
+        # RFC 4035 §3.1: an authoritative answer to a DO query carries the RRSIGs.
+        for zone, zonefile in (auth_zones or {}).items():
+            rest += ["auth-zone:",
+                     f'    name: "{zone.rstrip(".")}."',
+                     f'    zonefile: "{zonefile}"',
+                     "    for-downstream: yes",
+                     "    for-upstream: yes",
+                     "    fallback-enabled: no"]
         self.conf.write_text("\n".join(server + rest) + "\n")
         if start:
             self.start()

@@ -795,7 +795,7 @@ test_corrupt(void **state)
 	snprintf(head, sizeof(head), "RAMPART-SPOOL 2\n%s", ENVELOPE_LINES);
 	assert_refused(f, head, S("end\n"));
 	snprintf(head, sizeof(head), "RAMPART-SPOOL 2\nid " ID "\ndata-end %s\n%s", good_de,
-	    ENVELOPE_LINES + strlen("id " ID "\n"));
+	    &ENVELOPE_LINES[strlen("id " ID "\n")]);
 	assert_refused(f, head, S("end\n"));
 	/* In a version-1 file, data-end is an unknown field. */
 	snprintf(head, sizeof(head), "RAMPART-SPOOL 1\ndata-end %s\n%s", good_de, ENVELOPE_LINES);
