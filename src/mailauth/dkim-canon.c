@@ -206,7 +206,8 @@ static size_t canon_block(struct dkim_body_canon *c, const unsigned char *p, siz
 #ifdef __SSE2__
 		/* Prose: 16 octets with no CR, LF or TAB and no two SPs together
 		 * (and no SP last, which could be trailing) canonicalise to
-		 * themselves, in a line with content and no WSP pending. */
+		 * themselves, in a line with content and no WSP pending; so do
+		 * such octets up to a CR LF (see below). */
 		while (open && !sp && end - p >= 16) {
 			__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
 			unsigned spaces = c->relaxed ?
@@ -215,7 +216,33 @@ static size_t canon_block(struct dkim_body_canon *c, const unsigned char *p, siz
 			    _mm_or_si128(_mm_cmpeq_epi8(v, s1), _mm_cmpeq_epi8(v, s2)),
 			    _mm_cmpeq_epi8(v, s4)));
 
-			if (other != 0 || (spaces & (spaces >> 1)) != 0 || (spaces & 0x8000) != 0)
+			if (other != 0) {
+				/* The common line end: text, then CR LF, then the next
+				 * line's first octet is text too. Up to the CR it is
+				 * the case above (no WSP right before the CR: it would be
+				 * trailing); the line end is copied and the next line is
+				 * open. Anything else is left to the code below. */
+				unsigned j = (unsigned)__builtin_ctz(other);
+				unsigned before = spaces & ((1u << j) - 1);
+				unsigned char nb;
+
+				if (p[j] != '\r' || (size_t)(end - p) < j + 3 || p[j + 1] != '\n' ||
+				    (before & (before >> 1)) != 0 ||
+				    (j > 0 && (spaces >> (j - 1) & 1) != 0))
+					break;
+				_mm_storeu_si128((__m128i *)(void *)(out + o), v);
+				o += j;
+				out[o++] = '\r';
+				out[o++] = '\n';
+				p += j + 2;
+				nb = p[0];
+				if (nb == '\r' || nb == '\n' || cls[nb] == C_WSP) {
+					open = false;   /* maybe empty, or leading WSP */
+					break;
+				}
+				continue;
+			}
+			if ((spaces & (spaces >> 1)) != 0 || (spaces & 0x8000) != 0)
 				break;
 			_mm_storeu_si128((__m128i *)(void *)(out + o), v);
 			o += 16;

@@ -2,7 +2,13 @@
  * dkim-key — the DKIM key record published at SELECTOR._domainkey.DOMAIN, RFC
  * 6376 §3.6.1 (k=ed25519 from RFC 8463 §4). Syntax only: whether the key suits a
  * signature (k= against a=, h=, s=, t=s) is judged by the verifier.
+ *
+ * Also the key cache (dkim.h): usable records, parsed and with their public key
+ * made, kept by their exact text; least recently used out first; a linear scan
+ * (at most 4096 entries; a 64-bit hash skips most compares). No globals: the
+ * caller owns the cache.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "mailauth/dkim-private.h"
@@ -101,4 +107,147 @@ int dkim_keyrec_parse(struct dkim_keyrec *k, const char *txt, size_t len, const 
 out:
 	dkim_tags_clear(&tags);
 	return ret;
+}
+
+/* ---------------------------------------------------------------- key cache */
+
+#define KEY_CACHE_DEFAULT 256
+#define KEY_CACHE_MAX 4096      /* bounds a lookup's scan */
+
+struct cache_entry {
+	uint64_t hash;              /* of the record text, to skip most compares */
+	uint64_t used;              /* the clock at the last use, for LRU */
+	char *txt;                  /* the key record, exactly as published */
+	size_t len;
+	struct dkim_keyflags flags;
+	struct dkim_pubkey *key;
+};
+
+struct dkim_key_cache {
+	size_t max, n;
+	uint64_t clock, hits, misses;
+	struct cache_entry *e;
+};
+
+struct dkim_key_cache *dkim_key_cache_new(size_t max)
+{
+	struct dkim_key_cache *c;
+
+	if (max == 0)
+		max = KEY_CACHE_DEFAULT;
+	if (max > KEY_CACHE_MAX)
+		max = KEY_CACHE_MAX;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	if ((c->e = calloc(max, sizeof(*c->e))) == NULL) {
+		free(c);
+		return NULL;
+	}
+	c->max = max;
+	return c;
+}
+
+static void entry_clear(struct cache_entry *e)
+{
+	dkim_pubkey_free(&e->key);
+	free(e->txt);
+	memset(e, 0, sizeof(*e));
+}
+
+void dkim_key_cache_free(struct dkim_key_cache **cp)
+{
+	struct dkim_key_cache *c = *cp;
+
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < c->n; i++)
+		entry_clear(&c->e[i]);
+	free(c->e);
+	free(c);
+	*cp = NULL;
+}
+
+size_t dkim_key_cache_count(const struct dkim_key_cache *c)
+{
+	return c->n;
+}
+
+void dkim_key_cache_stats(const struct dkim_key_cache *c, uint64_t *hits_r, uint64_t *misses_r)
+{
+	*hits_r = c->hits;
+	*misses_r = c->misses;
+}
+
+/* FNV-1a, eight octets at a time (not a defence against chosen collisions,
+ * which only cost compares: the text itself decides). */
+static uint64_t text_hash(const char *p, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325u ^ len, w;
+	size_t i = 0;
+
+	for (; len - i >= 8; i += 8) {
+		memcpy(&w, p + i, 8);
+		h = (h ^ w) * 0x100000001b3u;
+		h ^= h >> 29;
+	}
+	for (; i < len; i++)
+		h = (h ^ (unsigned char)p[i]) * 0x100000001b3u;
+	return h;
+}
+
+void dkim_keyflags_of(struct dkim_keyflags *f, const struct dkim_keyrec *k)
+{
+	f->type = k->type;
+	f->sha256_ok = k->sha256_ok;
+	f->sha1_ok = k->sha1_ok;
+	f->email_ok = k->email_ok;
+	f->testing = k->testing;
+	f->strict = k->strict;
+	f->revoked = k->revoked;
+}
+
+struct dkim_pubkey *dkim_key_cache_find(struct dkim_key_cache *c, const char *txt, size_t len,
+    struct dkim_keyflags *flags_r)
+{
+	uint64_t h = text_hash(txt, len);
+
+	for (size_t i = 0; i < c->n; i++) {
+		struct cache_entry *e = &c->e[i];
+
+		if (e->hash == h && e->len == len && memcmp(e->txt, txt, len) == 0) {
+			e->used = ++c->clock;
+			c->hits++;
+			*flags_r = e->flags;
+			return e->key;
+		}
+	}
+	c->misses++;
+	return NULL;
+}
+
+void dkim_key_cache_add(struct dkim_key_cache *c, const char *txt, size_t len,
+    const struct dkim_keyflags *flags, struct dkim_pubkey **key)
+{
+	struct cache_entry *e;
+	char *copy = malloc(len > 0 ? len : 1);
+
+	if (copy == NULL)
+		return;                 /* not kept: the caller frees the key */
+	memcpy(copy, txt, len);
+	if (c->n < c->max) {
+		e = &c->e[c->n++];
+	} else {
+		e = &c->e[0];
+		for (size_t i = 1; i < c->n; i++)
+			if (c->e[i].used < e->used)
+				e = &c->e[i];
+		entry_clear(e);
+	}
+	e->hash = text_hash(txt, len);
+	e->used = ++c->clock;
+	e->txt = copy;
+	e->len = len;
+	e->flags = *flags;
+	e->key = *key;
+	*key = NULL;
 }

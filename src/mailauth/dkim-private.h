@@ -216,4 +216,34 @@ EVP_PKEY *dkim_crypto_pubkey(enum dkim_key_type type, const unsigned char *p, si
 int dkim_crypto_verify(EVP_PKEY *pk, const unsigned char digest[32], const unsigned char *sig,
     size_t siglen, const char **error_r);
 
+
+/* A public key with its verification context made once (dkim-crypto.c): what
+ * the key cache keeps. Used by one thread at a time. */
+struct dkim_pubkey;
+struct dkim_pubkey *dkim_pubkey_new(enum dkim_key_type type, const unsigned char *p,
+    size_t len, const char **error_r);
+/* As dkim_crypto_verify(). */
+int dkim_pubkey_verify(struct dkim_pubkey *k, const unsigned char digest[32],
+    const unsigned char *sig, size_t siglen, const char **error_r);
+void dkim_pubkey_free(struct dkim_pubkey **k);
+
+/* ---- the key cache (dkim-key.c) ---- */
+
+/* What the verifier needs of a parsed key record besides p=. */
+struct dkim_keyflags {
+	enum dkim_key_type type;
+	bool sha256_ok, sha1_ok, email_ok, testing, strict, revoked;
+};
+void dkim_keyflags_of(struct dkim_keyflags *f, const struct dkim_keyrec *k);
+
+/* The key of the record whose text is exactly txt (and its flags in *flags_r),
+ * or NULL. Owned by the cache; valid until the next call on it. */
+struct dkim_pubkey *dkim_key_cache_find(struct dkim_key_cache *c, const char *txt, size_t len,
+    struct dkim_keyflags *flags_r);
+/* Keeps *key (made from the record txt, with flags) and sets *key to NULL;
+ * the least recently used entry makes room. Out of memory: *key is left to
+ * the caller. Only records that parsed and gave a key are added. */
+void dkim_key_cache_add(struct dkim_key_cache *c, const char *txt, size_t len,
+    const struct dkim_keyflags *flags, struct dkim_pubkey **key);
+
 #endif

@@ -15,6 +15,7 @@
  * §3.5 allows and canonicalisation removes with the value.
  */
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,10 +36,10 @@ struct dkim_sign {
 	char *domain, *selector, *identity;
 	enum dkim_key_type type;
 	bool relaxed_header, relaxed_body;
-	char **headers;             /* NULL-terminated; the caller's list or a copy of the default */
+	const char *const *headers; /* NULL-terminated: default_headers or owned_headers */
+	char **owned_headers;       /* a copy of the caller's list; NULL for the default */
 	time_t timestamp, expire;
 	struct dkim_header hdr;
-	struct dkim_body_canon canon;
 	EVP_MD_CTX *md;
 	bool body_started, finished, failed, digest_ready;
 	unsigned char bh[32];
@@ -46,6 +47,8 @@ struct dkim_sign {
 	size_t nh;
 	struct dkim_buf prefix;     /* the field up to and including "b=" */
 	size_t col;                 /* the column after it */
+	/* Last: its 16 KiB output buffer is not cleared at dkim_sign_new(). */
+	struct dkim_body_canon canon;
 };
 
 static void body_sink(void *arg, const void *data, size_t len)
@@ -94,9 +97,9 @@ void dkim_sign_free(struct dkim_sign **sp)
 	free(s->domain);
 	free(s->selector);
 	free(s->identity);
-	for (size_t i = 0; s->headers != NULL && s->headers[i] != NULL; i++)
-		free(s->headers[i]);
-	free(s->headers);
+	for (size_t i = 0; s->owned_headers != NULL && s->owned_headers[i] != NULL; i++)
+		free(s->owned_headers[i]);
+	free(s->owned_headers);
 	EVP_MD_CTX_free(s->md);
 	dkim_header_free(&s->hdr);
 	dkim_buf_free(&s->prefix);
@@ -138,8 +141,12 @@ struct dkim_sign *dkim_sign_new(const struct dkim_sign_params *p, const char **e
 		}
 		n++;
 	}
-	if ((s = calloc(1, sizeof(*s))) == NULL)
+	/* Everything but the canonicaliser's output buffer is cleared (the
+	 * canonicaliser's own fields are set by dkim_body_canon_init()). */
+	if ((s = malloc(sizeof(*s))) == NULL)
 		goto oom;
+	memset(s, 0, offsetof(struct dkim_sign, canon));
+	dkim_body_canon_init(&s->canon, !p->simple_body, body_sink, s);
 	dkim_header_init(&s->hdr);
 	s->type = p->type;
 	s->relaxed_header = !p->simple_header;
@@ -147,16 +154,21 @@ struct dkim_sign *dkim_sign_new(const struct dkim_sign_params *p, const char **e
 	s->timestamp = p->timestamp;
 	s->expire = p->expire;
 	if ((s->domain = strdup(p->domain)) == NULL || (s->selector = strdup(p->selector)) == NULL ||
-	    (p->identity != NULL && (s->identity = strdup(p->identity)) == NULL) ||
-	    (s->headers = calloc(n + 1, sizeof(*s->headers))) == NULL)
+	    (p->identity != NULL && (s->identity = strdup(p->identity)) == NULL))
 		goto oom;
-	for (size_t i = 0; i < n; i++)
-		if ((s->headers[i] = strdup(list[i])) == NULL)
+	if (list == default_headers) {
+		s->headers = default_headers;
+	} else {
+		if ((s->owned_headers = calloc(n + 1, sizeof(*s->owned_headers))) == NULL)
 			goto oom;
+		for (size_t i = 0; i < n; i++)
+			if ((s->owned_headers[i] = strdup(list[i])) == NULL)
+				goto oom;
+		s->headers = (const char *const *)s->owned_headers;
+	}
 	if ((s->md = EVP_MD_CTX_new()) == NULL ||
 	    EVP_DigestInit_ex(s->md, dkim_crypto_sha256(), NULL) != 1)
 		goto oom;
-	dkim_body_canon_init(&s->canon, s->relaxed_body, body_sink, s);
 	return s;
 oom:
 	dkim_sign_free(&s);
@@ -269,13 +281,18 @@ static void put_token(struct dkim_sign *s, const char *tok, size_t len, bool spa
 static void put_tag(struct dkim_sign *s, const char *name, const char *value)
 {
 	char tok[600];
-	int n = snprintf(tok, sizeof(tok), "%s=%s;", name, value);
+	size_t nl = strlen(name), vl = strlen(value);
 
-	if (n < 0 || (size_t)n >= sizeof(tok)) {
+	/* Put together by hand: snprintf() here was a visible share of a signature. */
+	if (nl + vl + 2 > sizeof(tok)) {
 		s->prefix.failed = true;
 		return;
 	}
-	put_token(s, tok, (size_t)n, true);
+	memcpy(tok, name, nl);
+	tok[nl] = '=';
+	memcpy(tok + nl + 1, value, vl);
+	tok[nl + 1 + vl] = ';';
+	put_token(s, tok, nl + vl + 2, true);
 }
 
 static void build_prefix(struct dkim_sign *s)
@@ -318,14 +335,20 @@ static void build_prefix(struct dkim_sign *s)
 	}
 	for (size_t i = 0; i < s->nh; i++) {
 		char tok[300];
-		int n = snprintf(tok, sizeof(tok), "%s%.*s%c", i == 0 ? "h=" : "",
-		    (int)s->h[i].len, s->h[i].p, i + 1 < s->nh ? ':' : ';');
+		size_t n = 0;
 
-		if (n < 0 || (size_t)n >= sizeof(tok)) {
+		if (s->h[i].len + 3 > sizeof(tok)) {
 			s->prefix.failed = true;
 			return;
 		}
-		put_token(s, tok, (size_t)n, i == 0);
+		if (i == 0) {
+			memcpy(tok, "h=", 2);
+			n = 2;
+		}
+		memcpy(tok + n, s->h[i].p, s->h[i].len);
+		n += s->h[i].len;
+		tok[n++] = i + 1 < s->nh ? ':' : ';';
+		put_token(s, tok, n, i == 0);
 	}
 	if ((bh = dkim_base64_encode(s->bh, sizeof(s->bh))) == NULL) {
 		s->prefix.failed = true;

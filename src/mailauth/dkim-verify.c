@@ -49,6 +49,7 @@ struct vsig {
 
 struct dkim_verify {
 	time_t now;
+	struct dkim_key_cache *keys;    /* NULL: keys made and freed per check */
 	struct dkim_header hdr;
 	bool body_started, finished, failed;
 	size_t nsig, ignored;
@@ -79,11 +80,17 @@ const char *dkim_status_name(enum dkim_status s)
 
 struct dkim_verify *dkim_verify_new(time_t now)
 {
+	return dkim_verify_new_cached(now, NULL);
+}
+
+struct dkim_verify *dkim_verify_new_cached(time_t now, struct dkim_key_cache *cache)
+{
 	struct dkim_verify *v = calloc(1, sizeof(*v));
 
 	if (v == NULL)
 		return NULL;
 	v->now = now;
+	v->keys = cache;
 	dkim_header_init(&v->hdr);
 	return v;
 }
@@ -305,40 +312,46 @@ static int header_hash(struct dkim_verify *v, struct vsig *s)
 	return ret;
 }
 
-/* Judges s against one key record. */
+/* Judges s against one key record. With a key cache, a record seen before
+ * (the same text) is neither parsed nor made into a key again. */
 static enum dkim_status check_key(struct dkim_verify *v, struct vsig *s, const char *txt,
     size_t len, bool *parsed_r, bool *testing_r, const char **reason_r)
 {
-	struct dkim_keyrec *k = malloc(sizeof(*k));
+	struct dkim_keyrec *k = NULL;
+	struct dkim_keyflags f;
 	const struct dkim_body_canon *canon;
 	const struct body_hash *b = &v->bh[s->bh];
 	enum dkim_status st = DKIM_STATUS_PERMERROR;
-	EVP_PKEY *pk = NULL;
+	struct dkim_pubkey *pk = NULL, *owned = NULL;
 	bool want_ed = s->sig.alg == DKIM_ALG_ED25519_SHA256;
 
 	*parsed_r = false;
-	if (k == NULL) {
-		*reason_r = "Out of memory.";
-		return DKIM_STATUS_TEMPERROR;
+	if (v->keys == NULL || (pk = dkim_key_cache_find(v->keys, txt, len, &f)) == NULL) {
+		if ((k = malloc(sizeof(*k))) == NULL) {
+			*reason_r = "Out of memory.";
+			return DKIM_STATUS_TEMPERROR;
+		}
+		if (dkim_keyrec_parse(k, txt, len, reason_r) < 0)
+			goto out;
+		dkim_keyflags_of(&f, k);
 	}
-	if (dkim_keyrec_parse(k, txt, len, reason_r) < 0)
-		goto out;
 	*parsed_r = true;
-	*testing_r = k->testing;
+	*testing_r = f.testing;
 	canon = v->canon[b->relaxed ? 1 : 0];
-	if (k->revoked) {
+	if (f.revoked) {
 		*reason_r = "The key has been revoked (empty p=).";
 		st = DKIM_STATUS_FAIL;
-	} else if ((k->type == DKIM_KEY_ED25519) != want_ed) {
+	} else if ((f.type == DKIM_KEY_ED25519) != want_ed) {
 		*reason_r = "The key type (k=) does not match the algorithm (a=).";
-	} else if (!k->sha256_ok) {
+	} else if (!f.sha256_ok) {
 		*reason_r = "The key does not allow SHA-256 (h=).";
-	} else if (!k->email_ok) {
+	} else if (!f.email_ok) {
 		*reason_r = "The key is not for email (s=).";
-	} else if (k->strict && !dkim_name_eq(s->sig.i_domain, strlen(s->sig.i_domain),
+	} else if (f.strict && !dkim_name_eq(s->sig.i_domain, strlen(s->sig.i_domain),
 	    s->sig.d, strlen(s->sig.d))) {
 		*reason_r = "The key does not allow an i= domain below d= (t=s).";
-	} else if ((pk = dkim_crypto_pubkey(k->type, k->p, k->p_len, reason_r)) == NULL) {
+	} else if (pk == NULL &&
+	    (pk = owned = dkim_pubkey_new(f.type, k->p, k->p_len, reason_r)) == NULL) {
 		/* reason_r says why */
 	} else if (b->has_l && b->l > canon->total) {
 		*reason_r = "l= is longer than the body.";
@@ -348,7 +361,7 @@ static enum dkim_status check_key(struct dkim_verify *v, struct vsig *s, const c
 	} else if (header_hash(v, s) < 0) {
 		*reason_r = "Out of memory.";
 		st = DKIM_STATUS_TEMPERROR;
-	} else if (dkim_crypto_verify(pk, s->hh, s->sig.b, s->sig.b_len, reason_r) < 0) {
+	} else if (dkim_pubkey_verify(pk, s->hh, s->sig.b, s->sig.b_len, reason_r) < 0) {
 		st = DKIM_STATUS_FAIL;
 	} else if (b->has_l && b->l < canon->total) {
 		/* dkim.h: content could have been appended after l= octets. */
@@ -358,8 +371,12 @@ static enum dkim_status check_key(struct dkim_verify *v, struct vsig *s, const c
 		*reason_r = "";
 		st = DKIM_STATUS_PASS;
 	}
+	/* A key made here is kept whatever this signature's result (it is the
+	 * record's key either way). */
+	if (owned != NULL && v->keys != NULL)
+		dkim_key_cache_add(v->keys, txt, len, &f, &owned);
 out:
-	EVP_PKEY_free(pk);
+	dkim_pubkey_free(&owned);
 	free(k);
 	return st;
 }

@@ -47,7 +47,7 @@ mailauth_new(const struct mailauth_params *p, const char **error_r)
 		mailauth_free(&m);
 		return NULL;
 	}
-	if ((m->dkim = dkim_verify_new(p->now)) == NULL) {
+	if ((m->dkim = dkim_verify_new_cached(p->now, p->keys)) == NULL) {
 		*error_r = "out of memory";
 		mailauth_free(&m);
 		return NULL;

@@ -27,6 +27,8 @@ struct mailauth_params {
 	time_t now;                /* for DKIM x= */
 	const struct dmarc_psl *psl;
 	int dmarc_sample;          /* 0..99 for pct; -1 = random */
+	struct dkim_key_cache *keys; /* DKIM public keys kept across messages (dkim.h);
+	                            * NULL = none; one per process, outliving the check */
 };
 
 /* What DMARC asks to be done with the message (after pct sampling). */

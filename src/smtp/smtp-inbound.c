@@ -74,6 +74,11 @@ smtp_mailauth_open(struct smtp_mailauth *ma, const struct config *cfg, struct ev
 		smtp_mailauth_close(ma);
 		return -1;
 	}
+	if ((ma->keys = dkim_key_cache_new(0)) == NULL) {
+		*error_r = "out of memory";
+		smtp_mailauth_close(ma);
+		return -1;
+	}
 	return 0;
 }
 
@@ -83,6 +88,7 @@ smtp_mailauth_close(struct smtp_mailauth *ma)
 	dns_resolver_free(&ma->dns);
 	dns_zone_free(&ma->zone);
 	dmarc_psl_free(&ma->psl);
+	dkim_key_cache_free(&ma->keys);
 }
 
 void
@@ -102,7 +108,7 @@ smtp_inbound_begin(struct smtp_session *s)
 	struct mailauth_params p = {
 		.ip = s->addr, .helo = s->helo, .mail_from = t->env->mail_from,
 		.authserv_id = srv->cfg->authserv_id, .now = time(NULL),
-		.psl = srv->mailauth->psl, .dmarc_sample = -1,
+		.psl = srv->mailauth->psl, .dmarc_sample = -1, .keys = srv->mailauth->keys,
 	};
 	if ((in->check = mailauth_new(&p, &error)) == NULL) {
 		log_error("smtp %s: no mail authentication for this message: %s", s->sid, error);

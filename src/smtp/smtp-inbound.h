@@ -1,12 +1,14 @@
 /*
  * smtp-inbound — what a front process needs to check mail arriving on its mx
  * listeners (SPF, DKIM, DMARC: src/mailauth/): a resolver on the process's
- * event loop and the Public Suffix List, opened once per process.
+ * event loop, the Public Suffix List and a cache of parsed DKIM keys, opened
+ * once per process.
  */
 #ifndef RAMPART_SMTP_INBOUND_H
 #define RAMPART_SMTP_INBOUND_H
 
 struct config;
+struct dkim_key_cache;
 struct dmarc_psl;
 struct dns_resolver;
 struct dns_zone;
@@ -16,6 +18,7 @@ struct smtp_mailauth {
 	struct dns_zone *zone;        /* dns.zone (offline, tests), else NULL */
 	struct dns_resolver *dns;
 	struct dmarc_psl *psl;
+	struct dkim_key_cache *keys;  /* parsed DKIM public keys, reused across messages */
 };
 
 /* Opens what cfg asks for (dns.zone or libunbound with dns.resolver and

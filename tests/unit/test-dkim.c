@@ -143,13 +143,18 @@ static char *key_txt(EVP_PKEY *pk, bool pkcs1, const char *extra)
 }
 
 static EVP_PKEY *ed_key, *rsa_key, *rsa1024_key;
+/* A key cache shared by every verification of the run (made in keys_setup):
+ * results must be the same with it (a hit or a miss) as without it. */
+static struct dkim_key_cache *shared_cache;
+
 
 static int keys_setup(void **state)
 {
 	ed_key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
 	rsa_key = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
 	rsa1024_key = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024);
-	return ed_key != NULL && rsa_key != NULL && rsa1024_key != NULL ? 0 : -1;
+	shared_cache = dkim_key_cache_new(8);
+	return shared_cache != NULL && ed_key != NULL && rsa_key != NULL && rsa1024_key != NULL ? 0 : -1;
 }
 
 static int keys_teardown(void **state)
@@ -157,6 +162,7 @@ static int keys_teardown(void **state)
 	EVP_PKEY_free(ed_key);
 	EVP_PKEY_free(rsa_key);
 	EVP_PKEY_free(rsa1024_key);
+	dkim_key_cache_free(&shared_cache);
 	return 0;
 }
 
@@ -164,10 +170,10 @@ static int keys_teardown(void **state)
 
 enum plan { PLAN_WHOLE, PLAN_BYTES, PLAN_RANDOM };
 
-static struct dkim_verify *verify_by(const char *msg, size_t len, const struct dns_zone *z,
-    time_t now, enum plan plan, unsigned seed)
+static struct dkim_verify *verify_with(const char *msg, size_t len, const struct dns_zone *z,
+    time_t now, enum plan plan, unsigned seed, struct dkim_key_cache *cache)
 {
-	struct dkim_verify *v = dkim_verify_new(now);
+	struct dkim_verify *v = dkim_verify_new_cached(now, cache);
 	struct dns_view *view;
 	size_t off = 0;
 
@@ -201,6 +207,12 @@ static struct dkim_verify *verify_by(const char *msg, size_t len, const struct d
 	return v;
 }
 
+static struct dkim_verify *verify_by(const char *msg, size_t len, const struct dns_zone *z,
+    time_t now, enum plan plan, unsigned seed)
+{
+	return verify_with(msg, len, z, now, plan, seed, NULL);
+}
+
 static void assert_same_results(const struct dkim_verify *a, const struct dkim_verify *b)
 {
 	assert_int_equal(dkim_verify_count(a), dkim_verify_count(b));
@@ -228,6 +240,12 @@ static struct dkim_verify *verify(const char *msg, size_t len, const struct dns_
 	}
 	for (unsigned seed = 1; seed <= 4; seed++) {
 		o = verify_by(msg, len, z, now, PLAN_RANDOM, seed);
+		assert_same_results(v, o);
+		dkim_verify_free(&o);
+	}
+	/* With the shared key cache, twice (the second time every key is a hit). */
+	for (int i = 0; i < 2; i++) {
+		o = verify_with(msg, len, z, now, PLAN_WHOLE, 0, shared_cache);
 		assert_same_results(v, o);
 		dkim_verify_free(&o);
 	}
@@ -1417,6 +1435,131 @@ static void test_key_parse(void **state)
 	}
 }
 
+/* ---------------------------------------------------------------- key cache */
+
+/* Verifies msg with cache; returns the first result's status. */
+static enum dkim_status cached_status(const char *msg, size_t len, const struct dns_zone *z,
+    struct dkim_key_cache *c)
+{
+	struct dkim_verify *v = verify_with(msg, len, z, NOW, PLAN_WHOLE, 0, c);
+	enum dkim_status st;
+
+	assert_int_equal(dkim_verify_count(v), 1);
+	st = dkim_verify_result(v, 0)->status;
+	dkim_verify_free(&v);
+	return st;
+}
+
+static void expect_stats(const struct dkim_key_cache *c, size_t n, uint64_t hits,
+    uint64_t misses)
+{
+	uint64_t h, m;
+
+	dkim_key_cache_stats(c, &h, &m);
+	assert_int_equal(dkim_key_cache_count(c), n);
+	assert_int_equal(h, hits);
+	assert_int_equal(m, misses);
+}
+
+static void test_key_cache(void **state)
+{
+	struct dkim_key_cache *c = dkim_key_cache_new(2);
+	struct dkim_key *ed = load_pkey(ed_key), *rsa = load_pkey(rsa_key);
+	EVP_PKEY *other = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	struct dkim_sign_params p = {
+		.domain = "example.com", .selector = "sel", .type = DKIM_KEY_ED25519,
+		.timestamp = NOW - 60,
+	};
+	struct dns_zone *zed = zone_for(ed_key, NULL), *zrsa = zone_for(rsa_key, NULL);
+	struct dns_zone *zother = zone_for(other, NULL), *zbad = zone_for(ed_key, NULL);
+	struct dkim_buf zb = { 0 };
+	size_t elen, rlen;
+	char *em, *rm;
+
+	assert_non_null(c);
+	assert_non_null(other);
+	em = sign_msg(ed, &p, MSG, strlen(MSG), 0, &elen);
+	p.type = DKIM_KEY_RSA;
+	rm = sign_msg(rsa, &p, MSG, strlen(MSG), 0, &rlen);
+	expect_stats(c, 0, 0, 0);
+
+	/* A miss, then hits: the same key is used again and still verifies. */
+	assert_int_equal(cached_status(em, elen, zed, c), DKIM_STATUS_PASS);
+	expect_stats(c, 1, 0, 1);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(cached_status(em, elen, zed, c), DKIM_STATUS_PASS);
+	expect_stats(c, 1, 3, 1);
+	assert_int_equal(cached_status(rm, rlen, zrsa, c), DKIM_STATUS_PASS);
+	assert_int_equal(cached_status(rm, rlen, zrsa, c), DKIM_STATUS_PASS);
+	expect_stats(c, 2, 4, 2);
+
+	/* A changed record (another key at the same name) is a miss, and the
+	 * signature fails against it; the bound (2) evicts the least recently used
+	 * entry (Ed25519's, as RSA's was used last). */
+	assert_int_equal(cached_status(em, elen, zother, c), DKIM_STATUS_FAIL);
+	expect_stats(c, 2, 4, 3);
+	assert_int_equal(cached_status(rm, rlen, zrsa, c), DKIM_STATUS_PASS);
+	expect_stats(c, 2, 5, 3);
+	assert_int_equal(cached_status(em, elen, zed, c), DKIM_STATUS_PASS);
+	expect_stats(c, 2, 5, 4);       /* evicted before: a miss again */
+	/* The other key was evicted now (least recently used), RSA stays. */
+	assert_int_equal(cached_status(rm, rlen, zrsa, c), DKIM_STATUS_PASS);
+	expect_stats(c, 2, 6, 4);
+	for (int i = 0; i < 20; i++)
+		assert_true(dkim_key_cache_count(c) <= 2);
+
+	/* A key that does not parse is not kept; a bad signature with a cached key
+	 * fails, and the key still verifies good ones after that. */
+	zone_txt(&zb, "sel._domainkey.example.com", "v=DKIM1; k=ed25519; p=AAAA");
+	dns_zone_free(&zbad);
+	zbad = zone_make(&zb);
+	assert_int_equal(cached_status(em, elen, zbad, c), DKIM_STATUS_PERMERROR);
+	expect_stats(c, 2, 6, 5);
+	{
+		char *bad = malloc(elen + 1), *b = NULL;
+
+		assert_non_null(bad);
+		memcpy(bad, em, elen);
+		bad[elen] = '\0';
+		/* The b= tag (not bh=): after a space, a tab or a ';'. */
+		for (char *q = strstr(bad, "b="); q != NULL && b == NULL; q = strstr(q + 1, "b="))
+			if (q > bad && (q[-1] == ' ' || q[-1] == '\t' || q[-1] == ';'))
+				b = q + 2;
+		assert_non_null(b);
+		if (b != NULL)
+			b[0] = b[0] == 'A' ? 'B' : 'A';
+		assert_int_equal(cached_status(bad, elen, zed, c), DKIM_STATUS_FAIL);
+		assert_int_equal(cached_status(em, elen, zed, c), DKIM_STATUS_PASS);
+		assert_int_equal(cached_status(bad, elen, zed, c), DKIM_STATUS_FAIL);
+		assert_int_equal(cached_status(em, elen, zed, c), DKIM_STATUS_PASS);
+		expect_stats(c, 2, 10, 5);
+		free(bad);
+	}
+	dkim_key_cache_free(&c);
+	assert_null(c);
+	dkim_key_cache_free(&c);       /* NULL: nothing */
+
+	/* 0 is the default size; larger than the maximum is capped; a cache
+	 * freed with entries frees them (ASan checks). */
+	c = dkim_key_cache_new(0);
+	assert_non_null(c);
+	assert_int_equal(cached_status(em, elen, zed, c), DKIM_STATUS_PASS);
+	dkim_key_cache_free(&c);
+	c = dkim_key_cache_new((size_t)1 << 40);
+	assert_non_null(c);
+	dkim_key_cache_free(&c);
+
+	free(em);
+	free(rm);
+	dns_zone_free(&zed);
+	dns_zone_free(&zrsa);
+	dns_zone_free(&zother);
+	dns_zone_free(&zbad);
+	EVP_PKEY_free(other);
+	dkim_key_free(&ed);
+	dkim_key_free(&rsa);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1438,6 +1581,7 @@ int main(void)
 		cmocka_unit_test(test_unsigned_and_limits),
 		cmocka_unit_test(test_key_generate),
 		cmocka_unit_test(test_key_parse),
+		cmocka_unit_test(test_key_cache),
 	};
 
 	return cmocka_run_group_tests(tests, keys_setup, keys_teardown);
