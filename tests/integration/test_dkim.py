@@ -432,7 +432,9 @@ def test_dkimpy_sign_then_verify(idx, tmp_path):
         # whose key is not in this zone (NXDOMAIN: permerror, RFC 6376 §6.1.2).
         assert [(r["status"], r["d"]) for r in res] == [("pass", DOMAIN)] + \
             [("permerror", "kitterman.com")] * (name == "message.mbox"), (name, kind, res)
-        if name != "rfc6376.w1258.msg":      # dkimpy 1.1.4 cannot verify it (FIXME there)
+        # dkimpy 1.1.4 cannot verify this windows-1258 message at all (its limit,
+        # not ours: Rampart's verification above passes), so it is not asked.
+        if name != "rfc6376.w1258.msg":
             assert dkimpy_verify(signed, records), (name, kind)
 
 
