@@ -1,8 +1,9 @@
 /*
  * rampart-dkim — the `rampart dkim` commands: verify a message's DKIM
- * signatures, sign a message, and make a signing key with the TXT record to
- * publish (RFC 6376, RFC 8301, RFC 8463). The work is done by mailauth/dkim.h;
- * this file reads standard input, parses options and prints.
+ * signatures, sign a message, make a signing key with the TXT record to
+ * publish, rotate a domain's keys and list them (RFC 6376, RFC 8301, RFC 8463).
+ * The work is done by mailauth/dkim.h and keys/keyring.h (the key directory and
+ * its state files); this file reads standard input, parses options and prints.
  *
  * Messages come on standard input, at most CLI_DKIM_MAX_MESSAGE octets. DKIM
  * works on CRLF line ends (RFC 6376 §3.4.1 canonicalises the message as sent
@@ -12,12 +13,13 @@
  * unchanged after it.
  *
  * Exit statuses: verify: 0 when at least one signature passes, 1 when none
- * does (or the message is unsigned), 2 bad usage or unreadable input. sign and
- * keygen: 0 done, 1 refused or failed (one sentence on stderr), 2 bad usage or
- * unreadable input.
+ * does (or the message is unsigned), 2 bad usage or unreadable input. sign,
+ * keygen, rotate and list: 0 done, 1 refused or failed (one sentence on
+ * stderr), 2 bad usage or unreadable input.
  */
 #include "cmd/rampart-cli.h"
 #include "cmd/rampart-dns.h"
+#include "keys/keyring.h"
 #include "lib/config.h"
 #include "lib/proc.h"
 #include "mailauth/dkim.h"
@@ -108,8 +110,51 @@ static const char keygen_help[] =
     "verifiers that do not know ed25519-sha256 yet still check the RSA signature.\n"
     "  rampart dkim keygen example.org --type ed25519\n"
     "  rampart dkim keygen example.org --type rsa\n"
+    "The daemon signs with a new key within seconds: publish its record first.\n"
+    "To replace the keys of a domain that signs already, use 'rampart dkim rotate',\n"
+    "which waits for the new record to reach DNS resolvers before switching.\n"
     "Exit status: 0 done, 1 refused (the key exists, a directory cannot be made),\n"
     "2 bad usage.\n";
+
+static const char rotate_help[] =
+    "Usage: rampart dkim rotate DOMAIN [--type ed25519|rsa] [--grace DURATION]\n"
+    "           [--selector SELECTOR]\n"
+    "\n"
+    "Replaces the signing keys of DOMAIN without a gap: makes a new key for each\n"
+    "type that signs for DOMAIN now (or for --type only), prints the DNS records\n"
+    "to publish now, and lets the daemon switch when the grace period ends: then\n"
+    "the new keys start signing and the old ones of the same type stop. Until then\n"
+    "the old keys sign, so the new records have time to reach every resolver.\n"
+    "The schedule is kept next to each key, DKIM_KEY_DIR/DOMAIN/SELECTOR.state\n"
+    "(\"not-before TIME\" and \"retire-at TIME\" lines, seconds since 1970).\n"
+    "\n"
+    "  --type TYPE          rotate only the ed25519 or the rsa key (also: add a key\n"
+    "                       of a type that does not sign yet, after the grace period)\n"
+    "  --grace DURATION     how long the old keys keep signing: N with s, m, h, d or\n"
+    "                       w (default 7d; 0 switches at once, before DNS has the\n"
+    "                       new record: mail signed meanwhile fails DKIM)\n"
+    "  --selector SELECTOR  the new key's selector (one type only); default: the\n"
+    "                       date, YYYYMMDD, and 'e' or 'r', with -2, -3... when taken\n"
+    "\n"
+    "The retired keys' files stay: keep their DNS records a few days more (mail\n"
+    "signed before the switch may still be verified), then remove the records and\n"
+    "the files; 'rampart dkim list' says when a key is retired.\n"
+    "Exit status: 0 done, 1 refused (no key signs for DOMAIN, a rotation is under\n"
+    "way already, a file cannot be written), 2 bad usage.\n";
+
+static const char list_help[] =
+    "Usage: rampart dkim list [DOMAIN]\n"
+    "\n"
+    "Lists the DKIM keys in DKIM_KEY_DIR, of DOMAIN or of every domain, one line\n"
+    "per key: DOMAIN SELECTOR TYPE STATE, where STATE is\n"
+    "  active                   signs now\n"
+    "  next (from TIME)         a rotation's new key: publish its record now\n"
+    "  retiring (until TIME)    signs until a rotation's new key takes over\n"
+    "  retired since TIME: ...  signs no more: remove its DNS record, then the file\n"
+    "  unusable: REASON         never signs (an unreadable key or state file)\n"
+    "and under each key that signs or will, the DNS record it needs (times are\n"
+    "UTC). Exit status: 0 done (also when there are no keys at all), 1 refused\n"
+    "(DOMAIN has no key), 2 bad usage.\n";
 
 /* ---------------------------------------------------------------- input */
 

@@ -20,6 +20,8 @@
 #include "lib/log.h"
 #include "lib/proc.h"
 #include "queue/queue-admin.h"
+#include "queue/queue-ctl.h"
+#include "queue/spool.h"
 #include "rampart-build.h"
 #include "cmd/rampart-cli.h"
 #include "cmd/rampart-log.h"
@@ -81,8 +83,16 @@ static const char usage_text[] =
     "  guard list                     active blocks: NETWORK until TIME level N\n"
     "  guard unblock ADDRESS|CIDR     lift every block covering or inside it\n"
     RAMPART_LOG_USAGE
-    "Queue:\n"
-    "  queue list                     list queued messages and their recipients' states\n"
+    "Queue (IDs as 'queue list' prints them; a change asks rampartd, and when it is\n"
+    "not running, changes the spool files directly):\n"
+    "  queue list                     list queued and held messages, their age, size,\n"
+    "                                 sender and recipients' states\n"
+    "  queue show ID                  a message's envelope, recipients, header section\n"
+    "                                 and, when rampartd runs, its delivery state\n"
+    "  queue retry ID|--all           try a message (or every queued one) now\n"
+    "  queue delete ID                remove a message for good, without a bounce\n"
+    "  queue hold ID                  put a message aside: not delivered until released\n"
+    "  queue release ID               put a held message back in the queue\n"
     "Mail authentication (each takes --dns-zone FILE or --resolver HOST@PORT; else\n"
     "the configured resolver, else /etc/resolv.conf):\n"
     "  spf check --ip IP --sender ADDR --helo NAME\n"
@@ -552,6 +562,182 @@ cmd_queue_list(struct cli *cli)
 	return ret != 0 ? ret : finish_output(0);
 }
 
+static void audit_admin_change(struct cli *cli, const char *action);
+
+/* An ID argument: exactly what `rampart queue list` prints. */
+static int
+queue_id_check(const char *arg)
+{
+	if (spool_id_valid(arg))
+		return 0;
+	return usage_error("'%s' is not a message id (24 hex digits, as 'rampart queue list' "
+	    "prints them)", arg);
+}
+
+/* Loads the configuration and becomes the service user, as the daemon's files need. */
+static int
+queue_begin(struct cli *cli)
+{
+	if (load_config(cli) < 0)
+		return EXIT_REFUSED;
+	proc_drop_privileges(cli->cfg, "rampart");
+	return 0;
+}
+
+/* What a queue change says and does, per verb. */
+struct queue_change {
+	const char *verb;          /* the wire verb (queue-ctl.h) */
+	const char *action;        /* in the audit log; offline changes add " (offline)" */
+	const char *done;          /* "Held" (then the ID) */
+	const char *offline;       /* after an offline change; NULL: none possible */
+	int (*offline_run)(const char *spool_dir, const char *id, const char **error_r);
+};
+
+static const struct queue_change queue_changes[] = {
+	{ "delete", "queue delete", "Deleted", "rampartd is not running: removed from the spool files "
+	    "directly.", queue_admin_remove },
+	{ "hold", "queue hold", "Held", "rampartd is not running: moved to hold/ in the spool files "
+	    "directly; it stays there when rampartd starts.", queue_admin_hold },
+	{ "release", "queue release", "Released", "rampartd is not running: moved back to queue/ in the "
+	    "spool files directly; it will be delivered when rampartd starts.",
+	    queue_admin_release },
+};
+
+/* delete, hold, release: the daemon if it runs, else the files (under the spool lock). */
+static int
+queue_change_run(struct cli *cli, const struct queue_change *qc)
+{
+	const char *id = cli->args[0], *error;
+	char ebuf[QUEUE_CTL_MAX_ANSWER_LINE];
+	int ret = queue_id_check(id);
+	if (ret != 0 || (ret = queue_begin(cli)) != 0)
+		return ret;
+	int rc = queue_ctl_request(cli->cfg->spool_dir, qc->verb, id, NULL, ebuf, sizeof(ebuf),
+	    &error);
+	if (rc == 1) {
+		ret = refuse("rampartd did not %s %s: %s.", qc->verb, id, error);
+	} else if (rc < 0 && !queue_ctl_no_daemon(errno)) {
+		ret = refuse("%s.", error);
+	} else if (rc < 0 && qc->offline_run(cli->cfg->spool_dir, id, &error) < 0) {
+		ret = refuse("Cannot %s %s: %s.", qc->verb, id, error);
+	} else {
+		printf("%s %s.\n", qc->done, id);
+		if (rc < 0)
+			printf("%s\n", qc->offline);
+		char action[64];
+		snprintf(action, sizeof(action), "%s%s", qc->action, rc < 0 ? " (offline)" : "");
+		audit_admin_change(cli, action);
+	}
+	config_free(&cli->cfg);
+	return finish_output(ret);
+}
+
+static int
+cmd_queue_delete(struct cli *cli)
+{
+	return queue_change_run(cli, &queue_changes[0]);
+}
+
+static int
+cmd_queue_hold(struct cli *cli)
+{
+	return queue_change_run(cli, &queue_changes[1]);
+}
+
+static int
+cmd_queue_release(struct cli *cli)
+{
+	return queue_change_run(cli, &queue_changes[2]);
+}
+
+/* retry ID|--all: only the daemon schedules; without it there is nothing to do. */
+static int
+cmd_queue_retry(struct cli *cli)
+{
+	const char *id = NULL, *error;
+	char ebuf[QUEUE_CTL_MAX_ANSWER_LINE];
+	bool held;
+	int ret;
+
+	if (cli->pass_argc != 2)
+		return usage_error("'queue retry' needs a message id or --all");
+	char **arg = &cli->pass_argv[1];
+	if (strcmp(*arg, "--all") != 0) {
+		if (strcmp(*arg, "--") == 0 || ((*arg)[0] == '-' && (*arg)[1] != '\0'))
+			return usage_error("'queue retry' does not take the option %s", *arg);
+		if ((ret = queue_id_check(*arg)) != 0)
+			return ret;
+		id = *arg;
+	}
+	if ((ret = queue_begin(cli)) != 0)
+		return ret;
+	cli->args = arg;
+	cli->nargs = 1;
+	int rc = queue_ctl_request(cli->cfg->spool_dir, id != NULL ? "retry" : "retry-all", id,
+	    NULL, ebuf, sizeof(ebuf), &error);
+	if (rc == 0) {
+		if (id != NULL)
+			printf("%s will be tried now.\n", id);
+		else
+			printf("Every queued message will be tried now.\n");
+		audit_admin_change(cli, "queue retry");
+	} else if (rc == 1) {
+		ret = refuse("rampartd did not retry %s: %s.", id != NULL ? id : "the queue", error);
+	} else if (!queue_ctl_no_daemon(errno)) {
+		ret = refuse("%s.", error);
+	} else if (id == NULL) {
+		printf("rampartd is not running: nothing to do; every queued message will be tried "
+		    "when it starts.\n");
+	} else if (queue_admin_locate(cli->cfg->spool_dir, id, &held, &error) < 0) {
+		ret = refuse("Cannot retry %s: %s.", id, error);
+	} else if (held) {
+		ret = refuse("%s is held: release it first (rampart queue release %s).", id, id);
+	} else {
+		printf("rampartd is not running: nothing to do; %s will be tried when it starts.\n",
+		    id);
+	}
+	config_free(&cli->cfg);
+	return finish_output(ret);
+}
+
+/* show ID: the files, then what the daemon knows (attempts, next try, errors). */
+static int
+cmd_queue_show(struct cli *cli)
+{
+	const char *id = cli->args[0], *error, *file_error = NULL;
+	char ebuf[QUEUE_CTL_MAX_ANSWER_LINE], *rt = NULL;
+	size_t rtlen = 0;
+	int ret = queue_id_check(id);
+	if (ret != 0 || (ret = queue_begin(cli)) != 0)
+		return ret;
+	FILE *f = open_memstream(&rt, &rtlen);
+	if (f == NULL) {
+		config_free(&cli->cfg);
+		return refuse("Out of memory.");
+	}
+	int rc = queue_ctl_request(cli->cfg->spool_dir, "show", id, f, ebuf, sizeof(ebuf), &error);
+	int err = errno;
+	fclose(f);
+	int frc = queue_admin_show(cli->cfg->spool_dir, id, stdout, &file_error);
+	if (frc < 0 && rc != 0) {
+		ret = refuse("Cannot show %s: %s.", id, file_error);
+	} else {
+		if (frc < 0)
+			printf("spool file:  %s\n", file_error);
+		if (rc == 0)
+			printf("rampartd:\n%s", rt);
+		else if (rc == 1)
+			printf("rampartd:   %s\n", error);
+		else if (queue_ctl_no_daemon(err))
+			printf("rampartd:   not running\n");
+		else
+			printf("rampartd:   %s\n", error);
+	}
+	free(rt);
+	config_free(&cli->cfg);
+	return finish_output(ret);
+}
+
 static int
 cmd_config_doc(struct cli *cli)
 {
@@ -607,6 +793,12 @@ static const struct command commands[] = {
 	{ "log", cmd_log, 0, 0, OPT_PASSTHROUGH, false, false },
 	{ "lookup", cmd_lookup, 1, 1, 0, true, false },
 	{ "queue list", cmd_queue_list, 0, 0, 0, false, false },
+	/* Queue changes write their audit line themselves (no directory is opened). */
+	{ "queue show", cmd_queue_show, 1, 1, 0, false, false },
+	{ "queue retry", cmd_queue_retry, 0, 0, OPT_PASSTHROUGH, false, false },
+	{ "queue delete", cmd_queue_delete, 1, 1, 0, false, false },
+	{ "queue hold", cmd_queue_hold, 1, 1, 0, false, false },
+	{ "queue release", cmd_queue_release, 1, 1, 0, false, false },
 	{ "dns query", cli_dns_query, 0, 0, OPT_PASSTHROUGH, false, false },
 	{ "spf check", cli_spf_check, 0, 0, OPT_PASSTHROUGH, false, false },
 	{ "dkim verify", cli_dkim_verify, 0, 0, OPT_PASSTHROUGH, false, false },

@@ -2,11 +2,13 @@
  * rampartd — the Rampart daemon's parent process.
  *
  * Reads the configuration, binds every listener (one SO_REUSEPORT socket per
- * front process, so the kernel spreads connections), forks the auth, queue and
- * front processes, and hands each pair of them a channel (CTL_PEER). It then
+ * front process, so the kernel spreads connections), forks the auth, queue,
+ * keys and front processes, and hands each pair of them that talks a channel
+ * (CTL_PEER: front-auth, front-queue, queue-keys). It then
  * supervises: a child that dies is restarted and re-wired; SIGTERM/SIGINT stop
  * gracefully (fronts finish open transactions within shutdown_grace, then the
- * queue and auth processes stop); SIGHUP re-reads the configuration and
+ * queue, keys and auth processes stop, in that order: the queue may still need
+ * signatures while it finishes); SIGHUP re-reads the configuration and
  * certificates and starts a new generation of fronts on the same sockets while
  * the old ones finish their sessions.
  *
@@ -14,6 +16,7 @@
  */
 #include "auth/auth-process.h"
 #include "front/front-process.h"
+#include "keys/keys-process.h"
 #include "lib/config.h"
 #include "lib/ctl-msg.h"
 #include "lib/ipc.h"
@@ -67,7 +70,7 @@ struct parent {
 	size_t nlisten;
 	unsigned nfronts;
 	unsigned generation;
-	struct child auth, queue;
+	struct child auth, queue, keys;
 	struct child *fronts;         /* current generation, nfronts entries */
 	struct child *old_fronts;     /* draining older generations */
 	size_t nold;
@@ -252,6 +255,10 @@ spawn(struct parent *p, struct child *c, const struct config *cfg)
 			close_other_fds(keep, 1);
 			rc = queue_process_main(cfg, fds[1]);
 			break;
+		case PROC_KEYS:
+			close_other_fds(keep, 1);
+			rc = keys_process_main(cfg, fds[1]);
+			break;
 		case PROC_FRONT:
 			for (size_t i = 0; i < p->nlisten; i++)
 				keep[i + 1] = p->listen_fds[i][c->index];
@@ -284,6 +291,11 @@ wire_child(struct parent *p, struct child *c)
 			connect_pair(&p->fronts[i], c);
 		for (size_t i = 0; i < p->nold; i++)
 			connect_pair(&p->old_fronts[i], c);
+		if (c->kind == PROC_QUEUE)
+			connect_pair(c, &p->keys);
+		break;
+	case PROC_KEYS:
+		connect_pair(&p->queue, c);
 		break;
 	case PROC_FRONT:
 		connect_pair(c, &p->auth);
@@ -317,6 +329,8 @@ find_child(struct parent *p, pid_t pid)
 		return &p->auth;
 	if (p->queue.pid == pid)
 		return &p->queue;
+	if (p->keys.pid == pid)
+		return &p->keys;
 	for (unsigned i = 0; i < p->nfronts; i++)
 		if (p->fronts[i].pid == pid)
 			return &p->fronts[i];
@@ -333,6 +347,8 @@ find_child_by_channel(struct parent *p, struct ipc_channel *ch)
 		return &p->auth;
 	if (p->queue.ctl == ch)
 		return &p->queue;
+	if (p->keys.ctl == ch)
+		return &p->keys;
 	for (unsigned i = 0; i < p->nfronts; i++)
 		if (p->fronts[i].ctl == ch)
 			return &p->fronts[i];
@@ -372,11 +388,15 @@ fronts_alive(struct parent *p)
 static void
 shutdown_step(struct parent *p)
 {
-	/* Fronts first (they finish transactions), then the queue, then auth. */
+	/* Fronts first (they finish transactions), then the queue, keys, auth. */
 	if (fronts_alive(p))
 		return;
 	if (p->queue.pid > 0) {
 		stop_child(&p->queue, 0, false);
+		return;
+	}
+	if (p->keys.pid > 0) {
+		stop_child(&p->keys, 0, false);
 		return;
 	}
 	if (p->auth.pid > 0) {
@@ -630,9 +650,9 @@ main(int argc, char **argv)
 	struct passwd *owner = NULL;
 	if (geteuid() == 0) {
 		if (p->cfg->user[0] == '\0')
-			log_warn("running as root with no 'user' set: the auth, queue and front "
-			    "processes keep root privileges; set user = \"rampart\" (or another "
-			    "unprivileged account) in production");
+			log_warn("running as root with no 'user' set: the auth, queue, keys and "
+			    "front processes keep root privileges; set user = \"rampart\" (or "
+			    "another unprivileged account) in production");
 		else if ((owner = getpwnam(p->cfg->user)) == NULL)
 			fatal("user %s does not exist", p->cfg->user);
 	}
@@ -649,9 +669,12 @@ main(int argc, char **argv)
 
 	p->auth = (struct child){ .kind = PROC_AUTH };
 	p->queue = (struct child){ .kind = PROC_QUEUE };
+	p->keys = (struct child){ .kind = PROC_KEYS };
 	p->fronts = calloc(p->nfronts, sizeof(*p->fronts));
 	spawn(p, &p->auth, p->cfg);
 	spawn(p, &p->queue, p->cfg);
+	spawn(p, &p->keys, p->cfg);
+	wire_child(p, &p->keys);
 	for (unsigned i = 0; i < p->nfronts; i++) {
 		p->fronts[i] = (struct child){ .kind = PROC_FRONT, .index = i };
 		spawn(p, &p->fronts[i], p->cfg);

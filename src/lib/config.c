@@ -234,6 +234,22 @@ config_finish(struct config *c, char **error_r)
 		if ((c->authserv_id = strdup(c->hostname)) == NULL)
 			fatal("out of memory");
 	}
+	if (c->relay_helo[0] == '\0') {
+		free(c->relay_helo);
+		if ((c->relay_helo = strdup(c->hostname)) == NULL)
+			fatal("out of memory");
+	}
+	if (strcmp(c->relay_tls, "verify") != 0 && strcmp(c->relay_tls, "required") != 0 &&
+	    strcmp(c->relay_tls, "opportunistic") != 0) {
+		if (asprintf(error_r, "relay.tls: expected verify, required or opportunistic") < 0)
+			*error_r = NULL;
+		return -1;
+	}
+	if (c->relay_user[0] != '\0' && c->relay_host[0] == '\0') {
+		if (asprintf(error_r, "relay.user: AUTH is for a smarthost; set relay.host too") < 0)
+			*error_r = NULL;
+		return -1;
+	}
 	if (strcmp(c->dmarc_action, "enforce") != 0 && strcmp(c->dmarc_action, "report") != 0) {
 		if (asprintf(error_r, "dmarc_action: expected enforce or report") < 0)
 			*error_r = NULL;

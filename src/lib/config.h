@@ -103,6 +103,28 @@ struct config {
 	bool mailauth_check;
 	char *dmarc_action;             /* "enforce" or "report" */
 	char *dkim_key_dir;             /* never "" after loading */
+	/* outbound delivery (relay) */
+	int64_t queue_lifetime;         /* seconds before a pending recipient bounces */
+	int64_t queue_delay_warning;    /* seconds; 0 = no delay notices */
+	char *relay_host;               /* smarthost; "" = deliver by MX */
+	int64_t relay_port;             /* 25, or another for tests */
+	char *relay_user;               /* smarthost AUTH; "" = none */
+	char *relay_password;
+	char *relay_tls;                /* smarthost: "verify", "required" or "opportunistic" */
+	char *relay_ca_file;            /* "" = the system's roots */
+	char *relay_helo;               /* never "" after loading (hostname) */
+	int64_t relay_max_connections;
+	int64_t relay_destination_concurrency;
+	int64_t relay_connection_idle;  /* seconds an idle connection is kept for reuse */
+	int64_t relay_messages_per_connection;
+	int64_t relay_connect_timeout;
+	int64_t relay_command_timeout;
+	int64_t relay_data_timeout;
+	int64_t relay_destination_backoff;
+	bool relay_ipv6;
+	bool relay_dane;
+	bool relay_mta_sts;
+	int64_t relay_mta_sts_port;
 
 	struct config_listener *listeners;
 	size_t nlisteners;

@@ -10,6 +10,7 @@ proc_kind_name(enum proc_kind kind)
 	case PROC_AUTH: return "auth";
 	case PROC_QUEUE: return "queue";
 	case PROC_FRONT: return "front";
+	case PROC_KEYS: return "keys";
 	}
 	return "?";
 }
@@ -30,7 +31,7 @@ ctl_peer_decode(const void *data, size_t len, struct ctl_peer *m, const char **e
 	uint8_t kind = wire_get_u8(&r);
 	m->index = wire_get_u32(&r);
 	m->generation = wire_get_u32(&r);
-	if (kind > PROC_FRONT)
+	if (kind > PROC_KEYS)
 		r.bad = true;
 	m->kind = (enum proc_kind)kind;
 	return wire_reader_finish(&r, error_r);

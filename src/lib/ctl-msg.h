@@ -19,13 +19,13 @@ enum ctl_msg_type {
 	CTL_READY,      /* child → parent: set up and serving (no payload) */
 };
 
-enum proc_kind { PROC_PARENT, PROC_AUTH, PROC_QUEUE, PROC_FRONT };
+enum proc_kind { PROC_PARENT, PROC_AUTH, PROC_QUEUE, PROC_FRONT, PROC_KEYS };
 
 const char *proc_kind_name(enum proc_kind kind);
 
 struct ctl_peer {
 	enum proc_kind kind;
-	uint32_t index;        /* front number; 0 for auth and queue */
+	uint32_t index;        /* front number; 0 for auth, queue and keys */
 	uint32_t generation;   /* of the front (reloads start a new generation) */
 };
 void ctl_peer_encode(struct evbuffer *b, const struct ctl_peer *m);

@@ -31,6 +31,7 @@ struct lineio {
 	bool handshaking;           /* TLS started, handshake not finished */
 	bool discarding;   /* inside an overlong line, dropping until LF */
 	int timeout;
+	lineio_tls_done_fn *tls_done;  /* client STARTTLS: handshake finished */
 };
 
 static void lineio_on_read(struct bufferevent *bev, void *arg);
@@ -205,6 +206,10 @@ lineio_on_event(struct bufferevent *bev, short what, void *arg)
 		io->handshaking = false;
 		if (io->handshake_timer != NULL)
 			evtimer_del(io->handshake_timer);
+		lineio_tls_done_fn *done = io->tls_done;
+		io->tls_done = NULL;
+		if (done != NULL)
+			done(io, io->ctx);
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
@@ -325,6 +330,29 @@ lineio_write(struct lineio *io, const void *data, size_t len)
 	bufferevent_write(io->bev, data, len);
 }
 
+static void
+lineio_secret_cleanup(const void *data, size_t len, void *extra)
+{
+	sodium_memzero(extra, len);
+	free(extra);
+}
+
+void
+lineio_write_secret(struct lineio *io, const void *data, size_t len)
+{
+	if (len == 0)
+		return;
+	char *copy = malloc(len);
+	if (copy == NULL)
+		return;  /* the reply will not come: the owner's timeout ends it */
+	memcpy(copy, data, len);
+	if (evbuffer_add_reference(bufferevent_get_output(io->bev), copy, len,
+	    lineio_secret_cleanup, copy) != 0) {
+		sodium_memzero(copy, len);
+		free(copy);
+	}
+}
+
 void
 lineio_printf(struct lineio *io, const char *fmt, ...)
 {
@@ -386,6 +414,29 @@ lineio_starttls(struct lineio *io, SSL_CTX *tls_ctx, const char *reply)
 	bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
 	io->bev = tls;
 	io->ssl = ssl;
+	lineio_setup_bev(io);
+	lineio_start_handshake_timer(io);
+	return 0;
+}
+
+int
+lineio_starttls_client(struct lineio *io, SSL *ssl, lineio_tls_done_fn *done)
+{
+	/* RFC 3207 §4.2: what the server sent after its 220, before the handshake,
+	 * is not to be trusted (injection); it is dropped unread. */
+	struct evbuffer *in = bufferevent_get_input(io->bev);
+	evbuffer_drain(in, evbuffer_get_length(in));
+	struct bufferevent *tls = bufferevent_openssl_filter_new(io->base, io->bev, ssl,
+	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+	if (tls == NULL) {
+		SSL_free(ssl);
+		return -1;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
+	io->bev = tls;
+	io->ssl = ssl;
+	io->tls_done = done;
+	io->discarding = false;
 	lineio_setup_bev(io);
 	lineio_start_handshake_timer(io);
 	return 0;

@@ -35,7 +35,9 @@ struct lineio_callbacks {
 };
 
 /* Wraps a connected socket (owned from now on). With tls_ctx, TLS starts at once
- * (implicit TLS, RFC 8314). NULL on failure (the fd is then closed). */
+ * as the server side (implicit TLS, RFC 8314). NULL on failure (the fd is then
+ * closed). A client wraps its socket once its non-blocking connect() has
+ * completed (the SMTP client waits for that itself), without tls_ctx. */
 struct lineio *lineio_new(struct event_base *base, int fd, SSL_CTX *tls_ctx,
     const struct lineio_callbacks *cb, void *ctx);
 void lineio_free(struct lineio **io);
@@ -60,6 +62,9 @@ void lineio_wait_output(struct lineio *io);
 
 void lineio_write(struct lineio *io, const void *data, size_t len);
 void lineio_printf(struct lineio *io, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Like lineio_write, for bytes that carry a secret (an AUTH line a client
+ * sends): the queued copy is wiped when it has been written out. */
+void lineio_write_secret(struct lineio *io, const void *data, size_t len);
 size_t lineio_output_pending(struct lineio *io);
 
 void lineio_set_timeout(struct lineio *io, int seconds);
@@ -69,6 +74,15 @@ void lineio_close_after_flush(struct lineio *io);
 /* STARTTLS (RFC 3207 §4.2): discards any buffered input, writes `reply` in clear
  * text, then starts the TLS handshake. -1 if TLS could not be set up. */
 int lineio_starttls(struct lineio *io, SSL_CTX *tls_ctx, const char *reply);
+/* The client side of STARTTLS (RFC 3207 §4.2), after the server's 220: discards
+ * any buffered input (the server may not have sent more before TLS), then
+ * starts the handshake on ssl, which lineio owns from now on (also on failure).
+ * `done` runs when the handshake has completed; a failed handshake, or one not
+ * finished within the timeout, is reported as LINEIO_ERROR instead. The SSL is
+ * set up by the caller (tls-client.h), which reads verification afterwards.
+ * -1 if the TLS layer could not be made. */
+typedef void lineio_tls_done_fn(struct lineio *io, void *ctx);
+int lineio_starttls_client(struct lineio *io, SSL *ssl, lineio_tls_done_fn *done);
 bool lineio_is_tls(struct lineio *io);
 /* Protocol and cipher of the TLS session ("TLSv1.3", "TLS_AES_256_GCM_SHA384", 256). */
 bool lineio_tls_info(struct lineio *io, const char **version_r, const char **cipher_r, int *bits_r);

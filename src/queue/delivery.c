@@ -15,6 +15,16 @@
 /* Return-Path: and Delivered-To: with two addresses of at most ENVELOPE_MAX_STR. */
 #define MAX_TRACE (2 * ENVELOPE_MAX_STR + 64)
 
+static void
+delivery_failed(struct delivery_job *job, size_t index, const char *why)
+{
+	if (job->nfailures == DELIVERY_MAX_FAILURES)
+		return;
+	struct delivery_failure *f = &job->failures[job->nfailures++];
+	f->index = index;
+	snprintf(f->why, sizeof(f->why), "%s", why);
+}
+
 void
 delivery_run(struct delivery_job *job)
 {
@@ -27,6 +37,10 @@ delivery_run(struct delivery_job *job)
 
 	job->delivered = 0;
 	job->error[0] = '\0';
+	job->local_temp = false;
+	job->nfailures = 0;
+	job->msg = NULL;
+	job->fd = -1;
 	if (spool_load_message(job->spool, job->id, &msg, &fd, &error) < 0) {
 		if (errno == ENOENT) {
 			job->outcome = DELIVERY_GONE;
@@ -58,18 +72,15 @@ delivery_run(struct delivery_job *job)
 		char maildir[PATH_MAX], unique[MAILDIR_UNIQUE_MAX + 1];
 		if (r->status != ENVELOPE_RCPT_PENDING)
 			continue;
-		if (r->mailbox == NULL) {
-			snprintf(job->error, sizeof(job->error), "no route to remote recipient %s",
-			    r->address);
-			temp_failure = true;
-			continue;
-		}
+		if (r->mailbox == NULL)
+			continue;   /* remote: the relay's */
 		error = NULL;
 		if (maildir_path(job->mail_dir, r->mailbox, maildir, sizeof(maildir), &error) < 0 ||
 		    maildir_unique_name(unique, sizeof(unique), e->received_at, e->id, i,
 		    job->hostname) < 0) {
 			log_error("queue: %s: recipient %s: %s", job->id, r->mailbox,
 			    error != NULL ? error : "bad Maildir name");
+			delivery_failed(job, i, error != NULL ? error : "bad Maildir name");
 			spool_mark_rcpt(job->spool, e, i, ENVELOPE_RCPT_FAILED, &error);
 			continue;
 		}
@@ -89,6 +100,7 @@ delivery_run(struct delivery_job *job)
 			} else {
 				log_error("queue: %s: delivery to %s failed permanently: %s", job->id,
 				    r->mailbox, error);
+				delivery_failed(job, i, error);
 				spool_mark_rcpt(job->spool, e, i, ENVELOPE_RCPT_FAILED, &error);
 			}
 			continue;
@@ -103,16 +115,11 @@ delivery_run(struct delivery_job *job)
 			log_warn("queue: %s: cannot record delivery: %s", job->id, error);
 		}
 	}
-	close(fd);
 	free(prepend);
-	spool_message_free(&msg);
-	if (temp_failure || spool_write_failed) {
-		if (job->error[0] == '\0')
-			snprintf(job->error, sizeof(job->error), "spool update failed");
-		job->outcome = DELIVERY_RETRY;
-		return;
-	}
-	if (spool_remove(job->spool, job->id, &error) < 0)
-		log_warn("queue: %s: cannot remove: %s", job->id, error);
-	job->outcome = DELIVERY_COMPLETE;
+	if (spool_write_failed && job->error[0] == '\0')
+		snprintf(job->error, sizeof(job->error), "spool update failed");
+	job->local_temp = temp_failure || spool_write_failed;
+	job->msg = msg;
+	job->fd = fd;
+	job->outcome = DELIVERY_DONE;
 }

@@ -65,6 +65,7 @@ queue_ref_encode(struct evbuffer *b, const struct queue_ref *m)
 		evbuffer_add(b, m->added, alen);
 	evbuffer_add(b, "", 1);
 	wire_put_str(b, m->folder == NULL ? "" : m->folder);
+	wire_put_str(b, m->sign_domain == NULL ? "" : m->sign_domain);
 }
 
 int
@@ -77,8 +78,13 @@ queue_ref_decode(const void *data, size_t len, struct queue_ref *m, const char *
 	m->added = wire_get_str_nn(&r);
 	m->added_len = strlen(m->added);
 	m->folder = wire_get_str_nn(&r);
+	m->sign_domain = wire_get_str_nn(&r);
 	if (wire_reader_finish(&r, error_r) < 0)
 		return -1;
+	if (m->sign_domain[0] != '\0' && !queue_sign_domain_valid(m->sign_domain)) {
+		*error_r = "signing domain is not a domain name";
+		return -1;
+	}
 	if (queue_added_check(m->added, m->added_len, error_r) < 0)
 		return -1;
 	if (!queue_folder_valid(m->folder)) {
@@ -86,6 +92,22 @@ queue_ref_decode(const void *data, size_t len, struct queue_ref *m, const char *
 		return -1;
 	}
 	return 0;
+}
+
+bool
+queue_sign_domain_valid(const char *d)
+{
+	size_t len = strlen(d);
+	if (len == 0 || len > 253 || d[0] == '.' || d[len - 1] == '.')
+		return false;
+	for (const char *p = d; *p != '\0'; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.'))
+			return false;
+		if (c == '.' && p[1] == '.')
+			return false;
+	}
+	return true;
 }
 
 /* RFC 5322 §3.6.8: ftext = %d33-57 / %d59-126 (printable US-ASCII but ':'). */

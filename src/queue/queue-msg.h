@@ -71,7 +71,13 @@ struct queue_ref {
 	/* NULL or "" = INBOX; otherwise a folder queue_folder_valid() accepts.
 	 * Decoded, never NULL. */
 	const char *folder;
+	/* Authenticated submissions: the From: domain (lower case, LDH labels) the
+	 * queue signs the message for (DKIM, queue-sign.h) when it has a key; NULL
+	 * or "" = do not sign. Decoded, never NULL. */
+	const char *sign_domain;
 };
+/* Whether d is a lower-case LDH domain name fit for sign_domain. */
+bool queue_sign_domain_valid(const char *d);
 /* Encodes as given; the queue refuses (QUEUE_TEMPFAIL) a commit whose added or
  * folder is not valid, so a front checks them first with the functions below. */
 void queue_ref_encode(struct evbuffer *b, const struct queue_ref *m);

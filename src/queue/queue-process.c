@@ -1,16 +1,25 @@
 /* queue-process — see queue-process.h. */
 #include "queue/queue-process.h"
-#include "queue/delivery.h"
+#include "queue/queue-private.h"
 #include "queue/envelope.h"
+#include "queue/mta-sts.h"
+#include "queue/queue-ctl.h"
 #include "queue/queue-msg.h"
+#include "queue/queue-sign.h"
+#include "queue/relay.h"
 #include "queue/spool.h"
+#include "dns/dns.h"
 #include "lib/config.h"
+#include "lib/ctl-msg.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
 #include "lib/proc.h"
 #include "lib/workpool.h"
+#include "net/tls.h"
+#include "net/tls-client.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -18,7 +27,6 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
-struct queue_ctx;
 struct qfront;
 
 /* One open transaction: a spool file in incoming/ that a front is writing. */
@@ -32,6 +40,8 @@ struct qtxn {
 	struct spool_commit_info info;  /* what the commit reported (added, folder copied) */
 	bool committing;
 	int commit_rc, commit_errno;
+	off_t data_offset;          /* where the message starts in the file */
+	char *sign_domain;          /* sign for this domain before committing */
 };
 
 struct qfront {
@@ -41,28 +51,6 @@ struct qfront {
 	struct qtxn *txns;
 };
 
-/* A committed message waiting for (or in) delivery. */
-struct qmsg {
-	struct qmsg *next, **prevp;
-	struct queue_ctx *q;
-	struct event *timer;
-	unsigned attempts;
-	bool busy, recovered;
-	struct delivery_job job;
-};
-
-struct queue_ctx {
-	const struct config *cfg;
-	struct event_base *base;
-	struct spool *spool;
-	struct workpool *workers;
-	struct qfront *fronts;
-	struct qmsg *msgs;
-	struct evbuffer *out;
-	bool stopping;
-};
-
-static void qmsg_schedule(struct qmsg *m, int delay);
 
 /* ---- transactions from fronts ---- */
 
@@ -110,6 +98,7 @@ queue_open(struct qfront *fr, struct ipc_frame *f)
 		fatal("out of memory");
 	snprintf(t->id, sizeof(t->id), "%s", e->id);
 	t->fd = fd;
+	t->data_offset = lseek(fd, 0, SEEK_CUR);
 	t->front = fr;
 	t->q = q;
 	t->next = fr->txns;
@@ -134,6 +123,7 @@ qtxn_free(struct qtxn *t)
 		close(t->fd);
 	free((char *)t->info.added);
 	free((char *)t->info.folder);
+	free(t->sign_domain);
 	free(t);
 }
 
@@ -158,7 +148,6 @@ commit_run(void *arg)
 		log_error("queue: commit of %s failed: %s", t->id, error);
 }
 
-static struct qmsg *qmsg_new(struct queue_ctx *q, const char *id, bool recovered);
 
 static void
 commit_done(void *arg)
@@ -182,6 +171,34 @@ commit_done(void *arg)
 		qmsg_schedule(qmsg_new(q, t->id, false), 0);
 	}
 	qtxn_free(t);
+}
+
+/* The DKIM-Signature fields go on top of what the front added (RFC 6376 §5.6:
+ * prepended to the header). */
+static void
+commit_signed(void *arg, char *fields, const char *error)
+{
+	struct qtxn *t = arg;
+	if (fields == NULL) {
+		log_error("queue: %s: DKIM signing for %s failed: %s", t->id, t->sign_domain, error);
+		t->commit_rc = -1;
+		t->commit_errno = EAGAIN;
+		commit_done(t);
+		return;
+	}
+	size_t flen = strlen(fields);
+	if (flen > 0) {
+		char *added = malloc(flen + t->info.added_len + 1);
+		if (added == NULL)
+			fatal("out of memory");
+		memcpy(added, fields, flen);
+		memcpy(added + flen, t->info.added, t->info.added_len + 1);
+		free((char *)t->info.added);
+		t->info.added = added;
+		t->info.added_len += flen;
+	}
+	free(fields);
+	workpool_submit(t->q->workers, commit_run, commit_done, t);
 }
 
 static void
@@ -219,6 +236,13 @@ queue_commit(struct qfront *fr, struct ipc_frame *f)
 	};
 	t->committing = true;
 	t->commit_req = f->id;
+	if (ref.sign_domain[0] != '\0' && queue_signer_has_domain(fr->q->signer, ref.sign_domain)) {
+		if ((t->sign_domain = strdup(ref.sign_domain)) == NULL)
+			fatal("out of memory");
+		queue_signer_sign(fr->q->signer, t->sign_domain, t->fd, t->data_offset,
+		    t->data_offset + (off_t)ref.size, commit_signed, t);
+		return;
+	}
 	workpool_submit(fr->q->workers, commit_run, commit_done, t);
 }
 
@@ -275,6 +299,10 @@ queue_on_peer(const struct ctl_peer *peer, int fd, void *ctx)
 {
 	struct queue_ctx *q = ctx;
 	char name[32];
+	if (peer->kind == PROC_KEYS) {
+		queue_signer_attach(q->signer, fd);
+		return;
+	}
 	snprintf(name, sizeof(name), "front/%u", peer->index);
 	struct qfront *fr = calloc(1, sizeof(*fr));
 	if (fr == NULL)
@@ -288,97 +316,6 @@ queue_on_peer(const struct ctl_peer *peer, int fd, void *ctx)
 	q->fronts = fr;
 }
 
-/* ---- delivery ---- */
-
-static void qmsg_on_timer(evutil_socket_t fd, short what, void *arg);
-
-static struct qmsg *
-qmsg_new(struct queue_ctx *q, const char *id, bool recovered)
-{
-	struct qmsg *m = calloc(1, sizeof(*m));
-	if (m == NULL)
-		fatal("out of memory");
-	m->q = q;
-	m->recovered = recovered;
-	snprintf(m->job.id, sizeof(m->job.id), "%s", id);
-	m->job.spool = q->spool;
-	m->job.mail_dir = q->cfg->mail_dir;
-	m->job.hostname = q->cfg->hostname;
-	m->timer = evtimer_new(q->base, qmsg_on_timer, m);
-	m->next = q->msgs;
-	if (m->next != NULL)
-		m->next->prevp = &m->next;
-	m->prevp = &q->msgs;
-	q->msgs = m;
-	return m;
-}
-
-static void
-qmsg_free(struct qmsg *m)
-{
-	*m->prevp = m->next;
-	if (m->next != NULL)
-		m->next->prevp = m->prevp;
-	event_free(m->timer);
-	free(m);
-}
-
-static void
-deliver_run(void *arg)
-{
-	struct qmsg *m = arg;
-	m->job.check_existing = m->recovered || m->attempts > 1;
-	delivery_run(&m->job);
-}
-
-static void
-deliver_done(void *arg)
-{
-	struct qmsg *m = arg;
-	struct queue_ctx *q = m->q;
-	m->busy = false;
-	switch (m->job.outcome) {
-	case DELIVERY_COMPLETE:
-		log_info("queue: %s delivered (%u mailbox%s)", m->job.id, m->job.delivered,
-		    m->job.delivered == 1 ? "" : "es");
-		qmsg_free(m);
-		return;
-	case DELIVERY_GONE:
-		qmsg_free(m);
-		return;
-	case DELIVERY_RETRY:
-		break;
-	}
-	if (q->stopping)
-		return;
-	int64_t delay = q->cfg->queue_retry_min;
-	for (unsigned i = 1; i < m->attempts && delay < q->cfg->queue_retry_max; i++)
-		delay *= 2;
-	if (delay > q->cfg->queue_retry_max)
-		delay = q->cfg->queue_retry_max;
-	log_warn("queue: %s deferred (attempt %u): %s; retry in %llds", m->job.id, m->attempts,
-	    m->job.error, (long long)delay);
-	qmsg_schedule(m, (int)delay);
-}
-
-static void
-qmsg_on_timer(evutil_socket_t fd, short what, void *arg)
-{
-	struct qmsg *m = arg;
-	if (m->busy || m->q->stopping)
-		return;
-	m->busy = true;
-	m->attempts++;
-	workpool_submit(m->q->workers, deliver_run, deliver_done, m);
-}
-
-static void
-qmsg_schedule(struct qmsg *m, int delay)
-{
-	struct timeval tv = { delay, 0 };
-	evtimer_add(m->timer, &tv);
-}
-
 static int
 queue_recover_one(const char *id, void *ctx)
 {
@@ -386,6 +323,113 @@ queue_recover_one(const char *id, void *ctx)
 	qmsg_schedule(qmsg_new(q, id, true), 0);
 	return 0;
 }
+
+/* ---- the admin socket (queue-ctl.h) ---- */
+
+static struct qmsg *
+ctl_find(struct queue_ctx *q, const char *id, const char **error_r)
+{
+	struct qmsg *m = qmsg_find(q, id);
+	if (m == NULL)
+		*error_r = "no queued message with that id";
+	return m;
+}
+
+static int
+ctl_retry(const char *id, void *ctx, const char **error_r)
+{
+	struct qmsg *m = ctl_find(ctx, id, error_r);
+	if (m == NULL)
+		return -1;
+	if (!m->busy)
+		qmsg_schedule(m, 0);
+	log_info("queue: %s: retry now, as the operator asked", id);
+	return 0;
+}
+
+static int
+ctl_retry_all(void *ctx, const char **error_r)
+{
+	struct queue_ctx *q = ctx;
+	for (struct qmsg *m = q->msgs; m != NULL; m = m->next)
+		if (!m->busy)
+			qmsg_schedule(m, 0);
+	log_info("queue: retrying every message now, as the operator asked");
+	return 0;
+}
+
+static int
+ctl_remove(const char *id, void *ctx, const char **error_r)
+{
+	struct queue_ctx *q = ctx;
+	struct qmsg *m = ctl_find(q, id, error_r);
+	if (m == NULL)
+		return -1;
+	if (m->busy) {
+		m->remove_after = true;   /* after the attempt under way */
+		return 0;
+	}
+	if (spool_remove(q->spool, id, error_r) < 0)
+		return -1;
+	log_info("queue: %s deleted by the operator", id);
+	qmsg_free(m);
+	return 0;
+}
+
+static int
+ctl_hold(const char *id, void *ctx, const char **error_r)
+{
+	struct queue_ctx *q = ctx;
+	struct qmsg *m = ctl_find(q, id, error_r);
+	if (m == NULL)
+		return -1;
+	if (m->busy) {
+		m->hold_after = true;
+		return 0;
+	}
+	if (spool_hold(q->spool, id, error_r) < 0)
+		return -1;
+	log_info("queue: %s held by the operator", id);
+	qmsg_free(m);
+	return 0;
+}
+
+static int
+ctl_release(const char *id, void *ctx, const char **error_r)
+{
+	struct queue_ctx *q = ctx;
+	if (qmsg_find(q, id) != NULL) {
+		*error_r = "that message is not held";
+		return -1;
+	}
+	if (spool_release(q->spool, id, error_r) < 0)
+		return -1;
+	log_info("queue: %s released by the operator", id);
+	qmsg_schedule(qmsg_new(q, id, true), 0);
+	return 0;
+}
+
+static int
+ctl_show(const char *id, FILE *out, void *ctx, const char **error_r)
+{
+	struct qmsg *m = ctl_find(ctx, id, error_r);
+	if (m == NULL)
+		return -1;
+	fprintf(out, "attempts: %u\n", m->attempts);
+	if (m->busy)
+		fprintf(out, "state: being delivered now\n");
+	else if (m->next_attempt > 0)
+		fprintf(out, "next attempt: in %llds\n",
+		    (long long)(m->next_attempt - time(NULL) > 0 ? m->next_attempt - time(NULL) : 0));
+	if (m->last_error[0] != '\0')
+		fprintf(out, "last error: %s\n", m->last_error);
+	return 0;
+}
+
+static const struct queue_ctl_ops ctl_ops = {
+	.retry = ctl_retry, .remove = ctl_remove, .hold = ctl_hold, .release = ctl_release,
+	.show = ctl_show, .retry_all = ctl_retry_all,
+};
 
 static void
 queue_on_stop(unsigned grace, bool drain, void *ctx)
@@ -395,36 +439,87 @@ queue_on_stop(unsigned grace, bool drain, void *ctx)
 	event_base_loopexit(q->base, NULL);
 }
 
+/* DNS for routing: the static zone when configured, else libunbound. Opened
+ * before privileges are dropped (the trust anchor and zone files). */
+static void
+queue_open_dns(struct queue_ctx *q)
+{
+	const struct config *cfg = q->cfg;
+	const char *error = "out of memory";
+	if (cfg->dns_zone[0] != '\0') {
+		if ((q->zone = dns_zone_load(cfg->dns_zone, &error)) == NULL)
+			fatal("queue: %s", error);
+		q->dns = dns_resolver_zone_new(q->base, q->zone);
+	} else {
+		q->dns = dns_resolver_unbound_new(q->base, cfg->dns_resolver,
+		    cfg->dns_resolver[0] == '\0', cfg->dns_trust_anchor,
+		    (unsigned)cfg->dns_timeout, &error);
+	}
+	if (q->dns == NULL)
+		fatal("queue: DNS: %s", error);
+}
+
 int
 queue_process_main(const struct config *cfg, int ctl_fd)
 {
 	static const struct proc_hooks hooks = { queue_on_peer, queue_on_stop };
 	struct queue_ctx q = { .cfg = cfg };
 	const char *error;
+	char *tls_error = NULL;
 
 	proc_set_role("queue");
+	q.base = event_base_new();
+	q.out = evbuffer_new();
+	if (q.base == NULL || q.out == NULL)
+		fatal("queue: out of memory");
+	queue_open_dns(&q);
+	if ((q.tls_ctx = tls_client_ctx_new(cfg->relay_ca_file, &tls_error)) == NULL)
+		fatal("queue: outgoing TLS: %s", tls_error != NULL ? tls_error : "failed");
 	proc_drop_privileges(cfg, "queue");
 	if (spool_open(cfg->spool_dir, &q.spool, &error) < 0)
 		fatal("queue: %s", error);
 	if (spool_clean_incoming(q.spool, &error) < 0)
 		log_error("queue: cleaning incoming/: %s", error);
-	q.base = event_base_new();
-	q.out = evbuffer_new();
-	if (q.base == NULL || q.out == NULL)
-		fatal("queue: out of memory");
 	q.workers = workpool_new(q.base, (unsigned)cfg->delivery_workers, "delivery");
+	q.signer = queue_signer_new(q.base, q.workers);
+	if (q.signer == NULL)
+		fatal("queue: out of memory");
+	if (cfg->relay_mta_sts && cfg->relay_host[0] == '\0') {
+		char dir[4096];
+		snprintf(dir, sizeof(dir), "%s/mta-sts", cfg->spool_dir);
+		q.mta_sts = mta_sts_cache_new(q.base, q.dns, q.tls_ctx, dir,
+		    (unsigned)cfg->relay_mta_sts_port, 30, &error);
+		if (q.mta_sts == NULL)
+			log_error("queue: MTA-STS off: %s", error);
+	}
+	q.relay = relay_new(q.base, cfg, q.dns, q.tls_ctx, q.mta_sts);
+	if (q.relay == NULL)
+		fatal("queue: out of memory");
+	q.ctl = queue_ctl_new(q.base, cfg->spool_dir, &ctl_ops, &q, &error);
+	if (q.ctl == NULL)
+		log_error("queue: no admin socket: %s", error);
 	struct ipc_channel *ctl = proc_control_attach(q.base, ctl_fd, &hooks, &q);
 	if (spool_list(q.spool, queue_recover_one, &q, &error) < 0)
 		log_error("queue: listing the queue: %s", error);
 	proc_ready(ctl);
 	event_base_dispatch(q.base);
 
-	/* Finish what is running: commits answer their fronts, deliveries record. */
+	/* Finish what is running: commits answer their fronts, deliveries record;
+	 * then outgoing connections close (their messages stay queued). */
 	workpool_free(&q.workers);
+	relay_free(&q.relay);
 	while (q.fronts != NULL)
 		queue_on_front_close(q.fronts->ch, q.fronts);
-	while (q.msgs != NULL)
+	while (q.msgs != NULL) {
+		q.msgs->busy = false;
 		qmsg_free(q.msgs);
+	}
+	queue_ctl_free(&q.ctl);
+	queue_signer_free(&q.signer);
+	mta_sts_cache_free(&q.mta_sts);
+	dns_resolver_free(&q.dns);
+	dns_zone_free(&q.zone);
+	tls_ctx_free(&q.tls_ctx);
 	ipc_channel_free(&ctl);
 	spool_close(&q.spool);
 	evbuffer_free(q.out);

@@ -39,6 +39,7 @@ _Static_assert(SPOOL_TRAILER_MAX >= 3 * QUEUE_ADDED_MAX + sizeof("added \nfolder
 struct spool {
 	int incoming_fd;
 	int queue_fd;
+	int hold_fd;       /* hold/: messages the operator put aside (spool_hold) */
 };
 
 
@@ -95,14 +96,15 @@ spool_open(const char *dir, struct spool **s_r, const char **error_r)
 	struct spool *s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return error_fail(error_r, ENOMEM, "out of memory");
-	s->incoming_fd = s->queue_fd = -1;
+	s->incoming_fd = s->queue_fd = s->hold_fd = -1;
 	int root = open_subdir(AT_FDCWD, dir, error_r);
-	if (root >= 0 && (s->incoming_fd = open_subdir(root, "incoming", error_r)) >= 0)
-		s->queue_fd = open_subdir(root, "queue", error_r);
+	if (root >= 0 && (s->incoming_fd = open_subdir(root, "incoming", error_r)) >= 0 &&
+	    (s->queue_fd = open_subdir(root, "queue", error_r)) >= 0)
+		s->hold_fd = open_subdir(root, "hold", error_r);
 	int err = errno;
 	if (root >= 0)
 		close(root);
-	if (s->queue_fd < 0) {
+	if (s->hold_fd < 0) {
 		spool_close(&s);
 		errno = err;
 		return -1;
@@ -122,6 +124,8 @@ spool_close(struct spool **sp)
 		close(s->incoming_fd);
 	if (s->queue_fd >= 0)
 		close(s->queue_fd);
+	if (s->hold_fd >= 0)
+		close(s->hold_fd);
 	free(s);
 }
 
@@ -286,6 +290,12 @@ int
 spool_remove(struct spool *s, const char *id, const char **error_r)
 {
 	return unlink_id(s->queue_fd, "queue", id, error_r);
+}
+
+int
+spool_remove_held(struct spool *s, const char *id, const char **error_r)
+{
+	return unlink_id(s->hold_fd, "hold", id, error_r);
 }
 
 /* ---- reading ---- */
@@ -714,10 +724,27 @@ spool_message_free(struct spool_message **mp)
 	free(m);
 }
 
+/* The directory of a place, and its name in sentences. */
+static int
+place_fd(const struct spool *s, enum spool_place place, const char **name_r)
+{
+	*name_r = place == SPOOL_HELD ? "hold" : "queue";
+	return place == SPOOL_HELD ? s->hold_fd : s->queue_fd;
+}
+
 int
 spool_load_message(struct spool *s, const char *id, struct spool_message **m_r,
     int *fd_r, const char **error_r)
 {
+	return spool_load_message_in(s, SPOOL_QUEUED, id, m_r, fd_r, error_r);
+}
+
+int
+spool_load_message_in(struct spool *s, enum spool_place place, const char *id,
+    struct spool_message **m_r, int *fd_r, const char **error_r)
+{
+	const char *dname;
+	int dfd = place_fd(s, place, &dname);
 	struct spool_message *m = NULL;
 	struct header_info hi;
 	struct stat st;
@@ -731,17 +758,17 @@ spool_load_message(struct spool *s, const char *id, struct spool_message **m_r,
 	if (!spool_id_valid(id))
 		return error_fail(error_r, EINVAL, "invalid spool id");
 	/* The descriptor handed out, and the one whose size bounds the data. */
-	if ((fd = openat(s->queue_fd, id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)) < 0 ||
+	if ((fd = openat(dfd, id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)) < 0 ||
 	    fstat(fd, &st) < 0) {
 		err = errno;
 		if (fd >= 0)
 			close(fd);
-		return error_fail(error_r, err, "cannot open queue/%s: %s", id, strerror(err));
+		return error_fail(error_r, err, "cannot open %s/%s: %s", dname, id, strerror(err));
 	}
 	if ((m = calloc(1, sizeof(*m))) == NULL || (m->added = strdup("")) == NULL ||
 	    (m->folder = strdup("")) == NULL)
 		goto out;
-	if (read_header(s->queue_fd, id, &st, &m->envelope, &hi, &why, &err) < 0)
+	if (read_header(dfd, id, &st, &m->envelope, &hi, &why, &err) < 0)
 		goto out;
 	m->version = hi.version;
 	m->data_offset = hi.data_offset;
@@ -785,7 +812,7 @@ out:
 	free(trailer);
 	spool_message_free(&m);
 	close(fd);
-	return error_fail(error_r, err, "cannot load spool file queue/%s: %s", id, why);
+	return error_fail(error_r, err, "cannot load spool file %s/%s: %s", dname, id, why);
 }
 
 int
@@ -971,6 +998,16 @@ is_id_entry(const struct dirent *d)
 }
 
 static int
+is_held_entry(const struct dirent *d)
+{
+	if (spool_id_valid(d->d_name))
+		return 1;
+	if (strcmp(d->d_name, ".") != 0 && strcmp(d->d_name, "..") != 0)
+		log_warn("spool: ignoring hold/%s: not a spool id", d->d_name);
+	return 0;
+}
+
+static int
 is_any_entry(const struct dirent *d)
 {
 	return strcmp(d->d_name, ".") != 0 && strcmp(d->d_name, "..") != 0;
@@ -982,16 +1019,19 @@ cmp_entries(const struct dirent **a, const struct dirent **b)
 	return strcmp((*a)->d_name, (*b)->d_name);
 }
 
-int
-spool_list(struct spool *s, spool_list_fn *fn, void *ctx, const char **error_r)
+/* The ids in one directory, oldest first (see spool_list()). */
+static int
+list_dir(int dfd, const char *dname, int (*filter)(const struct dirent *),
+    spool_list_fn *fn, void *ctx, const char **error_r)
 {
 	struct dirent **names;
 	int ret = 0;
 
 	/* Ids start with the creation time in fixed-width hex: byte order is age. */
-	int n = scandirat(s->queue_fd, ".", &names, is_id_entry, cmp_entries);
+	int n = scandirat(dfd, ".", &names, filter, cmp_entries);
 	if (n < 0)
-		return error_fail(error_r, errno, "cannot read spool directory queue/: %s", strerror(errno));
+		return error_fail(error_r, errno, "cannot read spool directory %s/: %s", dname,
+		    strerror(errno));
 	for (int i = 0; i < n; i++) {
 		if (ret == 0 && fn(names[i]->d_name, ctx) != 0)
 			ret = 1;
@@ -999,6 +1039,105 @@ spool_list(struct spool *s, spool_list_fn *fn, void *ctx, const char **error_r)
 	}
 	free(names);
 	return ret;
+}
+
+int
+spool_list(struct spool *s, spool_list_fn *fn, void *ctx, const char **error_r)
+{
+	return list_dir(s->queue_fd, "queue", is_id_entry, fn, ctx, error_r);
+}
+
+int
+spool_list_held(struct spool *s, spool_list_fn *fn, void *ctx, const char **error_r)
+{
+	return list_dir(s->hold_fd, "hold", is_held_entry, fn, ctx, error_r);
+}
+
+/* ---- hold and release ---- */
+
+int
+spool_locate(struct spool *s, const char *id, enum spool_place *place_r,
+    const char **error_r)
+{
+	struct stat st;
+	if (!spool_id_valid(id))
+		return error_fail(error_r, EINVAL, "invalid spool id");
+	if (fstatat(s->queue_fd, id, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		*place_r = SPOOL_QUEUED;
+		return 0;
+	}
+	if (errno == ENOENT && fstatat(s->hold_fd, id, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		*place_r = SPOOL_HELD;
+		return 0;
+	}
+	if (errno == ENOENT)
+		return error_fail(error_r, ENOENT, "no message %s in the spool", id);
+	return error_fail(error_r, errno, "cannot look for %s: %s", id, strerror(errno));
+}
+
+/* Why moving id out of from failed with err (ENOENT: where is it then?). */
+static int
+move_failed(struct spool *s, const char *id, enum spool_place to, int err,
+    const char **error_r)
+{
+	const char *tname;
+	struct stat st;
+	int tfd = place_fd(s, to, &tname);
+	if (err == ENOENT && fstatat(tfd, id, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		return error_fail(error_r, EALREADY, "message %s is %s", id,
+		    to == SPOOL_HELD ? "already held" : "not held");
+	if (err == ENOENT)
+		return error_fail(error_r, ENOENT, "no message %s in the spool", id);
+	if (err == EEXIST)
+		return error_fail(error_r, EEXIST, "message %s is in both queue/ and hold/; "
+		    "remove one copy by hand", id);
+	return error_fail(error_r, err, "cannot move %s into %s/: %s", id, tname, strerror(err));
+}
+
+/* Renames from/<id> to to/<id> (never replacing), then fsyncs both directories,
+ * the new name first, so that after a crash the message is in one place. */
+static int
+move_between(struct spool *s, const char *id, enum spool_place from, enum spool_place to,
+    const char **error_r)
+{
+	const char *fname, *tname;
+	int ffd = place_fd(s, from, &fname), tfd = place_fd(s, to, &tname);
+
+	if (!spool_id_valid(id))
+		return error_fail(error_r, EINVAL, "invalid spool id");
+	if (renameat2(ffd, id, tfd, id, RENAME_NOREPLACE) < 0) {
+		if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+			return move_failed(s, id, to, errno, error_r);
+		/* A file system without RENAME_NOREPLACE: link() never replaces either. */
+		if (linkat(ffd, id, tfd, id, 0) < 0)
+			return move_failed(s, id, to, errno, error_r);
+		if (unlinkat(ffd, id, 0) < 0) {
+			int err = errno;
+			unlinkat(tfd, id, 0);
+			return move_failed(s, id, to, err, error_r);
+		}
+	}
+	if (fsync(tfd) < 0 || fsync(ffd) < 0) {
+		int err = errno;
+		/* Not durable: put it back so that the caller's failure is the truth
+		 * (best effort, as in spool_commit_with()). */
+		renameat(tfd, id, ffd, id);
+		return error_fail(error_r, err, "cannot fsync spool directories %s/ and %s/: %s",
+		    fname, tname, strerror(err));
+	}
+	return 0;
+}
+
+int
+spool_hold(struct spool *s, const char *id, const char **error_r)
+{
+	return move_between(s, id, SPOOL_QUEUED, SPOOL_HELD, error_r);
+}
+
+int
+spool_release(struct spool *s, const char *id, const char **error_r)
+{
+	return move_between(s, id, SPOOL_HELD, SPOOL_QUEUED, error_r);
 }
 
 int

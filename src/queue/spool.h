@@ -23,6 +23,9 @@
  *                   spool_load() when only the envelope is wanted.
  *   spool_mark_rcpt() per recipient, after delivery or permanent failure.
  *   spool_remove()  when no recipient is pending any more.
+ *   spool_hold()    the operator puts a message aside (rampart queue hold):
+ *                   queue/<id> -> hold/<id>; nothing in hold/ is delivered, and
+ *                   spool_list() does not see it. spool_release() moves it back.
  *
  * File format, version 2 (all lines end with LF alone; no envelope line is
  * longer than SPOOL_MAX_LINE bytes):
@@ -118,7 +121,7 @@
 struct spool;
 
 /* Opens the spool rooted at dir (created 0700 if missing, but not its parents),
- * creating incoming/ and queue/ (0700) if needed, and holds fds on them. */
+ * creating incoming/, queue/ and hold/ (0700) if needed, and holds fds on them. */
 int spool_open(const char *dir, struct spool **s_r, const char **error_r);
 /* Closes the directory fds and frees; sets *s to NULL. NULL is fine. */
 void spool_close(struct spool **s);
@@ -203,6 +206,38 @@ int spool_remove(struct spool *s, const char *id, const char **error_r);
  * (before any call to fn). */
 typedef int spool_list_fn(const char *id, void *ctx);
 int spool_list(struct spool *s, spool_list_fn *fn, void *ctx, const char **error_r);
+
+/* ---- held messages (rampart queue hold|release) ----
+ * A held message is the same file in hold/ instead of queue/; the format does
+ * not change. Only the queue process (or the CLI while rampartd is not running)
+ * moves files, and the queue process never while a delivery attempt has the
+ * message open (spool_mark_rcpt() works on queue/ only). */
+
+/* Where a message file is. */
+enum spool_place {
+	SPOOL_QUEUED,   /* queue/: delivered by the queue process */
+	SPOOL_HELD,     /* hold/: put aside by the operator */
+};
+
+/* Moves queue/<id> to hold/<id> (never replacing a file there), then fsyncs
+ * hold/ and queue/; if an fsync fails the file is moved back (best effort) and
+ * -1 returned. Errors: ENOENT (in neither directory), EALREADY (already held),
+ * EEXIST (in both: left for the operator), EINVAL (invalid id), else the
+ * system call's errno. */
+int spool_hold(struct spool *s, const char *id, const char **error_r);
+/* The reverse: hold/<id> back to queue/<id>. EALREADY when it is not held. */
+int spool_release(struct spool *s, const char *id, const char **error_r);
+/* spool_list() for hold/ (names that are not ids are logged and skipped). */
+int spool_list_held(struct spool *s, spool_list_fn *fn, void *ctx, const char **error_r);
+/* spool_load_message() of the file in queue/ (SPOOL_QUEUED) or hold/ (SPOOL_HELD). */
+int spool_load_message_in(struct spool *s, enum spool_place place, const char *id,
+    struct spool_message **m_r, int *fd_r, const char **error_r);
+/* Unlinks hold/<id>; a missing file is not an error. */
+int spool_remove_held(struct spool *s, const char *id, const char **error_r);
+/* Where message id is: 0 with *place_r (queue/ is looked at first), or -1 with
+ * errno ENOENT when it is in neither directory (incoming/ is not looked at). */
+int spool_locate(struct spool *s, const char *id, enum spool_place *place_r,
+    const char **error_r);
 
 /* Start-up only, before any spool_create(): unlinks every entry in incoming/
  * (messages that never got 250). Returns how many it removed, or -1. */

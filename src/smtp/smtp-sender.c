@@ -10,6 +10,7 @@
  * A message must have exactly one From: field (RFC 5322 §3.6).
  */
 #include "smtp/smtp-session-private.h"
+#include "queue/queue-msg.h"
 #include "auth/auth-msg.h"
 #include "lib/ipc-call.h"
 #include "lib/log.h"
@@ -207,4 +208,16 @@ smtp_sender_check_from(struct smtp_session *s, void (*next)(struct smtp_session 
 	t->from_next = 0;
 	t->after_check = next;
 	check_next(s, NULL);
+}
+
+const char *
+smtp_sender_sign_domain(const struct smtp_session *s)
+{
+	const struct smtp_txn *t = s->txn;
+	if (s->user[0] == '\0' || t == NULL || t->from == NULL || t->from->n == 0)
+		return NULL;
+	const char *at = strrchr(t->from->addr[0], '@');
+	if (at == NULL || !queue_sign_domain_valid(at + 1))
+		return NULL;
+	return at + 1;
 }

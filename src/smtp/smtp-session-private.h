@@ -143,6 +143,10 @@ void smtp_sender_scan(struct smtp_session *s, size_t from);
 /* End of data: every From: mailbox must be the user's; then next(s), else a
  * refusal has been sent and the transaction reset. */
 void smtp_sender_check_from(struct smtp_session *s, void (*next)(struct smtp_session *s));
+/* After the check: the domain an authenticated user's message is DKIM-signed
+ * for (the first From: mailbox's, checked to belong to the user), NULL when
+ * the session is not authenticated or the domain is not a plain domain name. */
+const char *smtp_sender_sign_domain(const struct smtp_session *s);
 
 /* smtp-inbound.c: SPF, DKIM, DMARC and Authentication-Results on mx (RFC 8601). */
 /* The spool file is open: start checking this message (when it applies). */

@@ -322,6 +322,7 @@ smtp_message_commit(struct smtp_session *s)
 	struct queue_ref ref = { .id = t->id, .size = t->written };
 	smtp_inbound_added(s, &ref.added, &ref.folder);
 	ref.added_len = strlen(ref.added);
+	ref.sign_domain = smtp_sender_sign_domain(s);
 	struct ipc_call *c = NULL;
 	if (b != NULL) {
 		queue_ref_encode(b, &ref);

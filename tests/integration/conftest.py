@@ -28,6 +28,13 @@ SHARED = SRCDIR.parent / "shared"
 SANITIZED = os.environ.get("RAMPART_SANITIZED") == "1"
 
 
+def closed_port():
+    """A loopback TCP port with nothing listening (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -101,6 +108,12 @@ class Rampart:
             zone = root / "empty.zone"
             zone.write_text("; no records: every name is NXDOMAIN\n")
             settings["dns.zone"] = f'"{zone}"'
+        if not any(k.startswith("relay.") for k in settings):
+            # Nor does relayed mail leave: it goes to a loopback port where nothing
+            # listens, so it stays queued (deferred) unless a test brings its own sinks.
+            settings["relay.host"] = '"127.0.0.1"'
+            settings["relay.port"] = str(closed_port())
+            settings["relay.tls"] = '"opportunistic"'
         for k, v in settings.items():
             lines.append(f"{k} = {v}")
         # listener_options: {"mx": {"deny": '"127.0.0.5/32"'}} adds settings to one listener.

@@ -2,7 +2,7 @@
  * Unit tests for spool: ids, the create -> write -> commit -> load -> mark ->
  * reload cycle, the file format (exact bytes of version 2, strict parsing of
  * corrupt files in version 1 and 2, every truncation and byte mutation),
- * listing, cleaning and error reporting. Each test runs in its own temporary
+ * listing, cleaning, error reporting, and holding (hold/, release, list_held). Each test runs in its own temporary
  * directory. What a commit adds (trailer, folder) is in test-spool-added.c.
  */
 #include <stdarg.h>
@@ -611,6 +611,204 @@ test_abort_and_errors(void **state)
 	envelope_free(&o);
 }
 
+/* ---- hold/ (rampart queue hold|release) ---- */
+
+struct id_list {
+	char ids[8][SPOOL_ID_LEN + 1];
+	size_t n;
+};
+
+static int
+collect_all(const char *id, void *ctx)
+{
+	struct id_list *l = ctx;
+	assert_true(l->n < 8);
+	memcpy(l->ids[l->n++], id, SPOOL_ID_LEN + 1);
+	return 0;
+}
+
+/* The whole file sub/id into a new buffer. */
+static char *
+slurp(struct fixture *f, const char *sub, const char *id, size_t *len_r)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "%s/spool/%s/%s", f->dir, sub, id);
+	FILE *fp = fopen(path, "rb");
+	assert_non_null(fp);
+	char *buf = malloc(65536);
+	assert_non_null(buf);
+	*len_r = fread(buf, 1, 65536, fp);
+	fclose(fp);
+	return buf;
+}
+
+static void
+test_hold_and_release(void **state)
+{
+	struct fixture *f = *state;
+	struct envelope *e[3], *le = NULL;
+	struct spool_message *m = NULL;
+	enum spool_place place;
+	struct id_list l;
+	const char *error;
+	char path[256];
+	struct stat st;
+	int fd;
+
+	/* spool_open made hold/, private like the others. */
+	snprintf(path, sizeof(path), "%s/spool/hold", f->dir);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0700);
+
+	for (size_t i = 0; i < 3; i++) {
+		e[i] = spool_one(f->s);
+		usleep(2);
+	}
+	size_t before_len, after_len;
+	char *before = slurp(f, "queue", e[1]->id, &before_len);
+
+	/* Hold: the file moves, byte for byte, and only hold/ lists it. */
+	assert_int_equal(spool_hold(f->s, e[1]->id, &error), 0);
+	assert_false(exists(f, "queue", e[1]->id));
+	assert_true(exists(f, "hold", e[1]->id));
+	char *after = slurp(f, "hold", e[1]->id, &after_len);
+	assert_int_equal(after_len, before_len);
+	assert_memory_equal(after, before, before_len);
+	free(after);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(spool_list(f->s, collect_all, &l, &error), 0);
+	assert_int_equal(l.n, 2);
+	assert_string_equal(l.ids[0], e[0]->id);
+	assert_string_equal(l.ids[1], e[2]->id);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(spool_list_held(f->s, collect_all, &l, &error), 0);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.ids[0], e[1]->id);
+
+	/* Where it is; loading it from the right place only. */
+	assert_int_equal(spool_locate(f->s, e[1]->id, &place, &error), 0);
+	assert_int_equal(place, SPOOL_HELD);
+	assert_int_equal(spool_locate(f->s, e[0]->id, &place, &error), 0);
+	assert_int_equal(place, SPOOL_QUEUED);
+	assert_int_equal(spool_load_message(f->s, e[1]->id, &m, NULL, &error), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_non_null(strstr(error, "queue/"));
+	assert_null(m);
+	assert_int_equal(spool_load_message_in(f->s, SPOOL_QUEUED, e[1]->id, &m, NULL, &error), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(spool_load_message_in(f->s, SPOOL_HELD, e[1]->id, &m, &fd, &error), 0);
+	assert_string_equal(m->envelope->id, e[1]->id);
+	assert_int_equal(m->envelope->rcpt_count, 4);
+	assert_int_equal(m->data_end - m->data_offset, (off_t)(sizeof(message) - 1));
+	char data[sizeof(message)];
+	assert_int_equal(read(fd, data, sizeof(message) - 1), (ssize_t)(sizeof(message) - 1));
+	assert_memory_equal(data, message, sizeof(message) - 1);
+	close(fd);
+	spool_message_free(&m);
+	assert_int_equal(spool_load_message_in(f->s, SPOOL_HELD, e[0]->id, &m, NULL, &error), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_non_null(strstr(error, "hold/"));
+	/* Recipient marks work on queue/ only: a held message is not delivered. */
+	assert_int_equal(spool_mark_rcpt(f->s, e[1], 0, ENVELOPE_RCPT_DONE, &error), -1);
+	assert_int_equal(errno, ENOENT);
+
+	/* Held across a reopen (the daemon restarting). */
+	spool_close(&f->s);
+	snprintf(path, sizeof(path), "%s/spool", f->dir);
+	assert_int_equal(spool_open(path, &f->s, &error), 0);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(spool_list_held(f->s, collect_all, &l, &error), 0);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.ids[0], e[1]->id);
+
+	/* Refusals, each with its errno, and nothing moved. */
+	assert_int_equal(spool_hold(f->s, e[1]->id, &error), -1);
+	assert_int_equal(errno, EALREADY);
+	assert_non_null(strstr(error, "already held"));
+	assert_int_equal(spool_release(f->s, e[0]->id, &error), -1);
+	assert_int_equal(errno, EALREADY);
+	assert_non_null(strstr(error, "not held"));
+	assert_int_equal(spool_hold(f->s, "0006157a3b2c4d5e9f8a7b6c", &error), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(spool_release(f->s, "0006157a3b2c4d5e9f8a7b6c", &error), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(spool_locate(f->s, "0006157a3b2c4d5e9f8a7b6c", &place, &error), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(spool_hold(f->s, "../queue/x", &error), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(spool_release(f->s, "", &error), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(spool_locate(f->s, "0006157A3B2C4D5E9F8A7B6C", &place, &error), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(spool_remove_held(f->s, "..", &error), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_true(exists(f, "queue", e[0]->id));
+	assert_true(exists(f, "hold", e[1]->id));
+
+	/* In both places (a hand-made mess): never replaced, both kept. */
+	char qpath[256], hpath[256];
+	snprintf(qpath, sizeof(qpath), "%s/spool/queue/%s", f->dir, e[0]->id);
+	snprintf(hpath, sizeof(hpath), "%s/spool/hold/%s", f->dir, e[0]->id);
+	assert_int_equal(link(qpath, hpath), 0);
+	assert_int_equal(spool_hold(f->s, e[0]->id, &error), -1);
+	assert_int_equal(errno, EEXIST);
+	assert_int_equal(spool_release(f->s, e[0]->id, &error), -1);
+	assert_int_equal(errno, EEXIST);
+	assert_true(exists(f, "queue", e[0]->id));
+	assert_true(exists(f, "hold", e[0]->id));
+	assert_int_equal(spool_remove_held(f->s, e[0]->id, &error), 0);
+	assert_false(exists(f, "hold", e[0]->id));
+	assert_true(exists(f, "queue", e[0]->id));
+	assert_int_equal(spool_remove_held(f->s, e[0]->id, &error), 0);   /* missing: fine */
+
+	/* A stranger in hold/ is skipped. */
+	snprintf(path, sizeof(path), "%s/spool/hold/README", f->dir);
+	close(open(path, O_WRONLY | O_CREAT, 0600));
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(spool_list_held(f->s, collect_all, &l, &error), 0);
+	assert_int_equal(l.n, 1);
+
+	/* Release: back in queue/, unchanged, in age order, deliverable again. */
+	assert_int_equal(spool_release(f->s, e[1]->id, &error), 0);
+	assert_false(exists(f, "hold", e[1]->id));
+	after = slurp(f, "queue", e[1]->id, &after_len);
+	assert_int_equal(after_len, before_len);
+	assert_memory_equal(after, before, before_len);
+	free(after);
+	free(before);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(spool_list(f->s, collect_all, &l, &error), 0);
+	assert_int_equal(l.n, 3);
+	for (size_t i = 0; i < 3; i++)
+		assert_string_equal(l.ids[i], e[i]->id);
+	assert_int_equal(spool_load(f->s, e[1]->id, &le, NULL, NULL, &error), 0);
+	assert_int_equal(spool_mark_rcpt(f->s, le, 0, ENVELOPE_RCPT_DONE, &error), 0);
+	envelope_free(&le);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(spool_list_held(f->s, collect_all, &l, &error), 0);
+	assert_int_equal(l.n, 0);
+
+	/* A held message can be removed for good. */
+	assert_int_equal(spool_hold(f->s, e[2]->id, &error), 0);
+	assert_int_equal(spool_remove_held(f->s, e[2]->id, &error), 0);
+	assert_false(exists(f, "hold", e[2]->id));
+	assert_int_equal(spool_locate(f->s, e[2]->id, &place, &error), -1);
+	assert_int_equal(errno, ENOENT);
+	unlink(path);
+
+	/* hold/ unreadable: listing it fails and says so (not as root). */
+	if (geteuid() != 0) {
+		snprintf(path, sizeof(path), "%s/spool/hold", f->dir);
+		assert_int_equal(chmod(path, 0300), 0);
+		assert_int_equal(spool_list_held(f->s, collect_all, &l, &error), -1);
+		assert_non_null(strstr(error, "hold/"));
+		assert_int_equal(chmod(path, 0700), 0);
+	}
+	for (size_t i = 0; i < 3; i++)
+		envelope_free(&e[i]);
+}
+
 int
 main(void)
 {
@@ -622,6 +820,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_truncate_and_mutate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_and_clean, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_abort_and_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hold_and_release, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,1 @@
+/* stub: being written */ int main(void) { return 0; }
