@@ -54,6 +54,8 @@ int cli_spf_check(struct cli *cli);        /* rampart-spf.c */
 int cli_dkim_verify(struct cli *cli);      /* rampart-dkim.c */
 int cli_dkim_sign(struct cli *cli);
 int cli_dkim_keygen(struct cli *cli);
+int cli_dkim_rotate(struct cli *cli);
+int cli_dkim_list(struct cli *cli);
 int cli_mailauth_check(struct cli *cli);   /* rampart-mailauth.c */
 
 #endif

@@ -617,6 +617,23 @@ cli_dkim_sign(struct cli *cli)
 
 /* ---------------------------------------------------------------- keygen */
 
+#define DOMAIN_BUF 254
+
+/* The directory is named after the domain: lower case, no final dot. */
+static bool
+domain_arg(const char *arg, char domain[DOMAIN_BUF])
+{
+	size_t dlen = strlen(arg);
+	if (dlen > 0 && arg[dlen - 1] == '.')
+		dlen--;
+	if (dlen >= DOMAIN_BUF)
+		return false;
+	for (size_t i = 0; i < dlen; i++)
+		domain[i] = (char)tolower((unsigned char)arg[i]);
+	domain[dlen] = '\0';
+	return dns_name_valid(domain) && strchr(domain, '.') != NULL;
+}
+
 /* mkdir -p with mode 0700 for what is made. */
 static int
 mkdir_parents(const char *path, const char **error_r)
@@ -718,18 +735,9 @@ cli_dkim_keygen(struct cli *cli)
 	if (bits != 0 && type != DKIM_KEY_RSA)
 		return usage_error("--bits is for RSA keys (--type rsa)");
 
-	/* The directory is named after the domain: lower case, no final dot. */
-	char domain[254];
+	char domain[DOMAIN_BUF];
 	const char *arg = cli->pass_argv[optind];
-	size_t dlen = strlen(arg);
-	if (dlen > 0 && arg[dlen - 1] == '.')
-		dlen--;
-	if (dlen >= sizeof(domain))
-		return usage_error("%s is not a domain name", arg);
-	for (size_t i = 0; i < dlen; i++)
-		domain[i] = (char)tolower((unsigned char)arg[i]);
-	domain[dlen] = '\0';
-	if (!dns_name_valid(domain) || strchr(domain, '.') == NULL)
+	if (!domain_arg(arg, domain))
 		return usage_error("%s is not a domain name", arg);
 
 	char def_selector[16];
@@ -785,6 +793,401 @@ cli_dkim_keygen(struct cli *cli)
 	ret = finish_output(0);
 out:
 	free(txt);
+	config_free(&cli->cfg);
+	return ret;
+}
+
+/* ---------------------------------------------------------------- rotate and list */
+
+#define GRACE_DEFAULT (7 * 86400)
+#define GRACE_MAX (366 * 86400)
+#define SELECTOR_TRIES 99
+
+static const char *
+type_name(enum dkim_key_type type)
+{
+	return type == DKIM_KEY_ED25519 ? "ed25519" : "rsa";
+}
+
+/* "2026-03-08 12:00:00 UTC" */
+static void
+time_text(time_t t, char *buf, size_t size)
+{
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(buf, size, "%Y-%m-%d %H:%M:%S UTC", &tm);
+}
+
+/* N followed by s, m, h, d or w (none: seconds), up to GRACE_MAX. */
+static int
+parse_duration(const char *s, time_t *out)
+{
+	char *end;
+	if (s[0] < '0' || s[0] > '9')
+		return -1;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	unsigned long long unit = 1;
+	switch (*end) {
+	case '\0': break;
+	case 's': unit = 1; end++; break;
+	case 'm': unit = 60; end++; break;
+	case 'h': unit = 3600; end++; break;
+	case 'd': unit = 86400; end++; break;
+	case 'w': unit = 7 * 86400; end++; break;
+	default: return -1;
+	}
+	if (errno != 0 || *end != '\0' || v > GRACE_MAX / unit)
+		return -1;
+	*out = (time_t)(v * unit);
+	return 0;
+}
+
+/* Whether DIR/SELECTOR.key or .state exists (a selector is never reused). */
+static bool
+selector_taken(const char *dir, const char *selector)
+{
+	char path[PATH_MAX + 512];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/%s.key", dir, selector);
+	if (lstat(path, &st) == 0)
+		return true;
+	snprintf(path, sizeof(path), "%s/%s.state", dir, selector);
+	return lstat(path, &st) == 0;
+}
+
+/* The date and 'e' or 'r', then -2, -3... until one is free; "" when none is. */
+static void
+selector_default(const char *dir, enum dkim_key_type type, time_t now, char *buf,
+    size_t size)
+{
+	char base[16];
+	struct tm tm;
+	localtime_r(&now, &tm);
+	size_t n = strftime(base, sizeof(base) - 1, "%Y%m%d", &tm);
+	base[n] = type == DKIM_KEY_ED25519 ? 'e' : 'r';
+	base[n + 1] = '\0';
+	snprintf(buf, size, "%s", base);
+	for (int i = 2; selector_taken(dir, buf); i++) {
+		if (i > SELECTOR_TRIES) {
+			buf[0] = '\0';
+			return;
+		}
+		snprintf(buf, size, "%s-%d", base, i);
+	}
+}
+
+struct rotation {
+	enum dkim_key_type type;
+	char selector[64];
+	char *txt;
+	size_t retired;          /* old keys given a retire-at */
+};
+
+/* Makes the new key of r (its state first, so it never signs early) and
+ * retires the old ones of its type. Returns 0 or the exit status. */
+static int
+rotate_one(const struct keyring *kr, const char *dir, const char *domain,
+    struct rotation *r, time_t now, time_t grace)
+{
+	char path[PATH_MAX + 512], state[PATH_MAX + 512], comment[128], when[64];
+	const char *error = NULL;
+	time_t switch_at = now + grace;
+	time_text(switch_at, when, sizeof(when));
+	snprintf(path, sizeof(path), "%s/%s.key", dir, r->selector);
+	snprintf(state, sizeof(state), "%s/%s.state", dir, r->selector);
+	snprintf(comment, sizeof(comment), "rampart dkim rotate: signs from %s", when);
+	if (grace > 0 && keyring_state_write(state, switch_at, 0, comment, &error) < 0)
+		return refuse("Cannot write %s: %s.", state, error);
+	if (dkim_key_generate(r->type, 0, path, &r->txt, &error) < 0) {
+		if (grace > 0)
+			unlink(state);
+		return refuse("Cannot make the key %s: %s", path,
+		    error != NULL ? error : "unknown error.");
+	}
+	snprintf(comment, sizeof(comment), "rampart dkim rotate: replaced by %s from %s",
+	    r->selector, when);
+	for (size_t i = 0; i < keyring_count(kr); i++) {
+		const struct keyring_key *k = keyring_get(kr, i);
+		if (strcmp(k->domain, domain) != 0 || k->key == NULL || k->type != r->type ||
+		    (k->retire_at != 0 && k->retire_at <= switch_at))
+			continue;
+		snprintf(state, sizeof(state), "%s/%s.state", dir, k->selector);
+		if (keyring_state_write(state, k->not_before, switch_at, comment, &error) < 0)
+			return refuse("The new key %s is made, but %s cannot be retired: %s. Write "
+			    "\"retire-at %lld\" into %s by hand.", path, k->selector, error,
+			    (long long)switch_at, state);
+		r->retired++;
+	}
+	return 0;
+}
+
+static const struct option rotate_options[] = {
+	{ "type", required_argument, NULL, 't' },
+	{ "grace", required_argument, NULL, 'g' },
+	{ "selector", required_argument, NULL, 's' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* What rotate found and decided: the types to rotate, in order. */
+struct rotate_plan {
+	struct rotation r[2];
+	size_t n;
+};
+
+/* Picks the types and selectors. Returns 0 or the exit status. */
+static int
+rotate_plan_make(const struct keyring *kr, const char *dir, const char *domain, int type_opt,
+    const char *selector, time_t now, struct rotate_plan *plan)
+{
+	bool signs[2] = { false, false };
+	for (size_t i = 0; i < keyring_count(kr); i++) {
+		const struct keyring_key *k = keyring_get(kr, i);
+		if (strcmp(k->domain, domain) != 0 || k->key == NULL)
+			continue;
+		if (keyring_key_signs(k, now))
+			signs[k->type] = true;
+		if (k->not_before > now && (type_opt < 0 || type_opt == (int)k->type)) {
+			char when[64];
+			time_text(k->not_before, when, sizeof(when));
+			return refuse("A rotation of the %s key of %s is under way: %s signs from "
+			    "%s. Wait until then, or remove %s/%s.key and .state to start over.",
+			    type_name(k->type), domain, k->selector, when, dir, k->selector);
+		}
+	}
+	for (int t = DKIM_KEY_ED25519; t <= DKIM_KEY_RSA; t++)
+		if (type_opt == t || (type_opt < 0 && signs[t]))
+			plan->r[plan->n++] = (struct rotation){ .type = (enum dkim_key_type)t };
+	if (plan->n == 0)
+		return refuse("No key signs for %s now: make one with 'rampart dkim keygen %s', "
+		    "or name the type to add with --type.", domain, domain);
+	if (selector != NULL && plan->n > 1)
+		return usage_error("--selector names one key, but %s signs with ed25519 and rsa "
+		    "keys: add --type", domain);
+	for (size_t i = 0; i < plan->n; i++) {
+		struct rotation *r = &plan->r[i];
+		if (selector != NULL) {
+			if (selector_taken(dir, selector))
+				return refuse("The selector %s of %s is taken already; a selector is "
+				    "never reused (its DNS record may still be cached).", selector,
+				    domain);
+			snprintf(r->selector, sizeof(r->selector), "%s", selector);
+			continue;
+		}
+		selector_default(dir, r->type, now, r->selector, sizeof(r->selector));
+		if (r->selector[0] == '\0')
+			return refuse("No free default selector for today; choose one with "
+			    "--selector.");
+	}
+	return 0;
+}
+
+static void
+rotate_report(const char *domain, const struct rotate_plan *plan, time_t now, time_t grace)
+{
+	char when[64];
+	time_text(now + grace, when, sizeof(when));
+	for (size_t i = 0; i < plan->n; i++)
+		print_txt_record(plan->r[i].selector, domain, plan->r[i].txt);
+	fprintf(stderr, "Publish the record%s above in DNS now.\n", plan->n > 1 ? "s" : "");
+	for (size_t i = 0; i < plan->n; i++) {
+		const struct rotation *r = &plan->r[i];
+		if (grace == 0)
+			fprintf(stderr, "%s (%s) signs from now on", r->selector, type_name(r->type));
+		else
+			fprintf(stderr, "From %s, %s (%s) signs", when, r->selector,
+			    type_name(r->type));
+		if (r->retired > 0)
+			fprintf(stderr, " and the %zu %s key%s before it stop%s", r->retired,
+			    type_name(r->type), r->retired > 1 ? "s" : "", r->retired > 1 ? "" : "s");
+		fputs(".\n", stderr);
+	}
+	if (grace == 0)
+		fputs("Warning: with --grace 0 the new key signs before its DNS record can have "
+		    "reached verifiers: mail signed meanwhile fails DKIM.\n", stderr);
+	fputs("Keep the old records in DNS a few days after the switch, then remove them and "
+	    "the old key files ('rampart dkim list' shows what is retired).\n", stderr);
+}
+
+int
+cli_dkim_rotate(struct cli *cli)
+{
+	const char *selector = NULL;
+	int type_opt = -1, c;
+	time_t grace = GRACE_DEFAULT;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(cli->pass_argc, cli->pass_argv, ":h", rotate_options,
+	    NULL)) != -1) {
+		switch (c) {
+		case 't':
+			if (strcmp(optarg, "ed25519") == 0)
+				type_opt = DKIM_KEY_ED25519;
+			else if (strcmp(optarg, "rsa") == 0)
+				type_opt = DKIM_KEY_RSA;
+			else
+				return usage_error("--type is ed25519 or rsa, not '%s'", optarg);
+			break;
+		case 'g':
+			if (parse_duration(optarg, &grace) < 0)
+				return usage_error("--grace takes a duration such as 7d, 48h or 0 (at "
+				    "most 366d), not '%s'", optarg);
+			break;
+		case 's': selector = optarg; break;
+		case 'h':
+			fputs(rotate_help, stdout);
+			return finish_output(0);
+		default:
+			return option_error("rotate", c, cli->pass_argv);
+		}
+	}
+	char domain[DOMAIN_BUF];
+	if (cli->pass_argc - optind != 1)
+		return usage_error("'dkim rotate' needs one domain");
+	if (!domain_arg(cli->pass_argv[optind], domain))
+		return usage_error("%s is not a domain name", cli->pass_argv[optind]);
+	if (selector != NULL && !dns_name_valid(selector))
+		return usage_error("--selector %s is not a valid selector (letters, digits, '-', "
+		    "dots between)", selector);
+
+	if (load_config(cli) < 0)
+		return EXIT_REFUSED;
+	proc_drop_privileges(cli->cfg, "rampart");
+	umask(077);
+	int ret = 0;
+	char dir[PATH_MAX];
+	struct rotate_plan plan = { .n = 0 };
+	struct keyring *kr = keyring_new(cli->cfg->dkim_key_dir);
+	time_t now = time(NULL);
+	if (kr == NULL) {
+		ret = refuse("Out of memory.");
+		goto out;
+	}
+	keyring_load(kr, true);
+	if (snprintf(dir, sizeof(dir), "%s/%s", cli->cfg->dkim_key_dir, domain) >=
+	    (int)sizeof(dir) - 80) {
+		ret = refuse("The key directory's path is too long.");
+		goto out;
+	}
+	if ((ret = rotate_plan_make(kr, dir, domain, type_opt, selector, now, &plan)) != 0)
+		goto out;
+	const char *error = NULL;
+	if (mkdir_parents(dir, &error) < 0) {
+		ret = refuse("Cannot make the directory %s: %s.", dir, error);
+		goto out;
+	}
+	for (size_t i = 0; i < plan.n && ret == 0; i++)
+		ret = rotate_one(kr, dir, domain, &plan.r[i], now, grace);
+	if (ret == 0) {
+		rotate_report(domain, &plan, now, grace);
+		ret = finish_output(0);
+	}
+out:
+	for (size_t i = 0; i < plan.n; i++)
+		free(plan.r[i].txt);
+	keyring_free(&kr);
+	config_free(&cli->cfg);
+	return ret;
+}
+
+/* One key's line, and its DNS record when it signs or will. */
+static void
+list_key(const struct keyring_key *k, time_t now)
+{
+	char when[64];
+	printf("%s %s %s ", k->domain, k->selector, k->key != NULL ? type_name(k->type) : "?");
+	if (k->key == NULL) {
+		printf("unusable: %s\n", k->error != NULL ? k->error : "?");
+		return;
+	}
+	if (k->retire_at != 0 && k->retire_at <= now) {
+		time_text(k->retire_at, when, sizeof(when));
+		printf("retired since %s: remove its DNS record and then the file %s\n", when,
+		    k->path);
+		return;
+	}
+	if (k->not_before > now) {
+		time_text(k->not_before, when, sizeof(when));
+		printf("next (from %s)\n", when);
+	} else if (k->retire_at != 0) {
+		time_text(k->retire_at, when, sizeof(when));
+		printf("retiring (until %s)\n", when);
+	} else {
+		puts("active");
+	}
+	char *txt = dkim_key_txt(k->key);
+	if (txt != NULL) {
+		fputs("  ", stdout);
+		print_txt_record(k->selector, k->domain, txt);
+	}
+	free(txt);
+}
+
+static const struct option list_options[] = {
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+int
+cli_dkim_list(struct cli *cli)
+{
+	int c;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(cli->pass_argc, cli->pass_argv, ":h", list_options,
+	    NULL)) != -1) {
+		if (c != 'h')
+			return option_error("list", c, cli->pass_argv);
+		fputs(list_help, stdout);
+		return finish_output(0);
+	}
+	char domain[DOMAIN_BUF];
+	bool one = cli->pass_argc - optind == 1;
+	if (cli->pass_argc - optind > 1)
+		return usage_error("'dkim list' takes at most one domain");
+	if (one && !domain_arg(cli->pass_argv[optind], domain))
+		return usage_error("%s is not a domain name", cli->pass_argv[optind]);
+
+	if (load_config(cli) < 0)
+		return EXIT_REFUSED;
+	/* As the service user, who owns the keys (and reads them like the daemon). */
+	proc_drop_privileges(cli->cfg, "rampart");
+	int ret;
+	struct keyring *kr = keyring_new(cli->cfg->dkim_key_dir);
+	if (kr == NULL) {
+		config_free(&cli->cfg);
+		return refuse("Out of memory.");
+	}
+	keyring_load(kr, true);
+	time_t now = time(NULL);
+	size_t shown = 0;
+	for (size_t i = 0; i < keyring_count(kr); i++) {
+		const struct keyring_key *k = keyring_get(kr, i);
+		if (one && strcmp(k->domain, domain) != 0)
+			continue;
+		list_key(k, now);
+		shown++;
+	}
+	/* What is not a key of the list (bad names, unreadable directories). */
+	for (size_t i = 0; i < keyring_problem_count(kr); i++) {
+		const char *p = keyring_problem(kr, i);
+		bool of_key = false;
+		for (size_t j = 0; j < keyring_count(kr) && !of_key; j++) {
+			const char *path = keyring_get(kr, j)->path;
+			of_key = strncmp(p, path, strlen(path)) == 0 && p[strlen(path)] == ':';
+		}
+		if (!of_key)
+			fprintf(stderr, "Warning: %s\n", p);
+	}
+	if (shown == 0 && one) {
+		ret = refuse("%s has no DKIM key in %s.", domain, cli->cfg->dkim_key_dir);
+	} else {
+		if (shown == 0)
+			fprintf(stderr, "No DKIM keys in %s.\n", cli->cfg->dkim_key_dir);
+		ret = finish_output(0);
+	}
+	keyring_free(&kr);
 	config_free(&cli->cfg);
 	return ret;
 }

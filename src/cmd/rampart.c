@@ -102,6 +102,9 @@ static const char usage_text[] =
     "                                 print MSG signed (ed25519 or rsa, as the key)\n"
     "  dkim keygen DOMAIN [--selector S] [--type ed25519|rsa]\n"
     "                                 new signing key; prints the TXT record to publish\n"
+    "  dkim rotate DOMAIN [--type ed25519|rsa] [--grace DURATION] [--selector S]\n"
+    "                                 new key now, the old one retired after the grace\n"
+    "  dkim list [DOMAIN]             signing keys, their state and TXT records\n"
     "  mailauth check --ip IP --helo NAME --mail-from ADDR < MSG\n"
     "                                 the Authentication-Results the mx listener would add\n"
     "  dns query NAME TYPE            ask the resolver Rampart uses\n"
@@ -724,8 +727,16 @@ cmd_queue_show(struct cli *cli)
 	} else {
 		if (frc < 0)
 			printf("spool file:  %s\n", file_error);
-		if (rc == 0)
-			printf("rampartd:\n%s", rt);
+		if (rc == 0) {
+			fputs("rampartd:\n", stdout);
+			/* Indented like the recipients; the client ended the text with a LF. */
+			for (char *line = rt; line != NULL && *line != '\0';) {
+				char *nl = strchr(line, '\n');
+				size_t len = nl != NULL ? (size_t)(nl - line) : strlen(line);
+				printf("    %.*s\n", (int)len, line);
+				line = nl != NULL ? nl + 1 : NULL;
+			}
+		}
 		else if (rc == 1)
 			printf("rampartd:   %s\n", error);
 		else if (queue_ctl_no_daemon(err))
@@ -804,6 +815,8 @@ static const struct command commands[] = {
 	{ "dkim verify", cli_dkim_verify, 0, 0, OPT_PASSTHROUGH, false, false },
 	{ "dkim sign", cli_dkim_sign, 0, 0, OPT_PASSTHROUGH, false, false },
 	{ "dkim keygen", cli_dkim_keygen, 0, 0, OPT_PASSTHROUGH, false, false },
+	{ "dkim rotate", cli_dkim_rotate, 0, 0, OPT_PASSTHROUGH, false, false },
+	{ "dkim list", cli_dkim_list, 0, 0, OPT_PASSTHROUGH, false, false },
 	{ "mailauth check", cli_mailauth_check, 0, 0, OPT_PASSTHROUGH, false, false },
 	{ "config-doc", cmd_config_doc, 0, 0, 0, false, false },
 	{ "help", cmd_help, 0, 0, 0, false, false },

@@ -805,11 +805,14 @@ compose_returned(struct compose *c, const char **error_r)
 		ssize_t got = pread(p->fd, chunk, want, pos);
 		if (got < 0 && errno == EINTR)
 			continue;
-		if (got <= 0) {
-			ret = error_fail(error_r, got < 0 ? errno : EIO,
-			    got < 0 ? "reading the original message failed: %s" :
-			    "the original message is shorter than recorded%s",
-			    got < 0 ? strerror(errno) : "");
+		if (got < 0) {
+			int err = errno;
+			ret = error_fail(error_r, err, "reading the original message failed: %s",
+			    strerror(err));
+			break;
+		}
+		if (got == 0) {
+			ret = error_fail(error_r, EIO, "the original message is shorter than recorded");
 			break;
 		}
 		ret_feed(r, chunk, (size_t)got);
@@ -827,18 +830,6 @@ compose_returned(struct compose *c, const char **error_r)
 
 /* ---- assembly ---- */
 
-static bool
-buf_has_8bit(struct evbuffer *b)
-{
-	size_t len = evbuffer_get_length(b);
-	const unsigned char *d = len == 0 ? NULL : evbuffer_pullup(b, -1);
-
-	for (size_t i = 0; i < len; i++)
-		if (d[i] >= 0x80)
-			return true;
-	return false;
-}
-
 bool
 dsn_has_8bit(const char *msg, size_t len)
 {
@@ -847,6 +838,33 @@ dsn_has_8bit(const char *msg, size_t len)
 			return true;
 	return false;
 }
+
+/* The part's bytes in one piece (evbuffer_pullup), or NULL when it is empty or
+ * memory ran out (then *failed is set). */
+static const char *
+buf_linear(struct evbuffer *b, bool *failed)
+{
+	const char *d = evbuffer_get_length(b) == 0 ? NULL : (const char *)evbuffer_pullup(b, -1);
+	if (d == NULL && evbuffer_get_length(b) > 0)
+		*failed = true;
+	return d;
+}
+
+static bool
+buf_has_8bit(struct evbuffer *b, bool *failed)
+{
+	const char *d = buf_linear(b, failed);
+	return d != NULL && dsn_has_8bit(d, evbuffer_get_length(b));
+}
+
+static void
+out_buf(struct out *o, struct evbuffer *b)
+{
+	const char *d = buf_linear(b, &o->failed);
+	if (d != NULL)
+		out_add(o, d, evbuffer_get_length(b));
+}
+
 
 static bool
 buf_contains(struct evbuffer *b, const char *s)
@@ -901,8 +919,9 @@ assemble(struct compose *c, const char *boundary)
 	};
 	const struct dsn_params *p = c->p;
 	struct out *o = &c->msg;
-	bool text8 = buf_has_8bit(c->text.b), status8 = buf_has_8bit(c->status.b);
-	bool ret8 = buf_has_8bit(c->ret.b);
+	bool text8 = buf_has_8bit(c->text.b, &o->failed);
+	bool status8 = buf_has_8bit(c->status.b, &o->failed);
+	bool ret8 = buf_has_8bit(c->ret.b, &o->failed);
 	enum kind worst = worst_kind(c);
 	unsigned char rnd[8];
 	char date[DATE_MAX], idhex[2 * sizeof(rnd) + 1];
@@ -934,17 +953,17 @@ assemble(struct compose *c, const char *boundary)
 
 	part_header(o, boundary, "Notification", text8 ? "text/plain; charset=utf-8" :
 	    "text/plain; charset=us-ascii", text8);
-	out_add(o, evbuffer_pullup(c->text.b, -1), evbuffer_get_length(c->text.b));
+	out_buf(o, c->text.b);
 
 	/* RFC 6533 §6.2, §6.3: the global types when the envelope was SMTPUTF8. */
 	part_header(o, boundary, "Delivery report", c->global ? "message/global-delivery-status" :
 	    "message/delivery-status", status8);
-	out_add(o, evbuffer_pullup(c->status.b, -1), evbuffer_get_length(c->status.b));
+	out_buf(o, c->status.b);
 
 	part_header(o, boundary, c->full ? "Original message" : "Original message headers",
 	    c->full ? (c->global ? "message/global" : "message/rfc822") :
 	    (c->global ? "message/global-headers" : "text/rfc822-headers"), ret8);
-	out_add(o, evbuffer_pullup(c->ret.b, -1), evbuffer_get_length(c->ret.b));
+	out_buf(o, c->ret.b);
 
 	out_printf(o, "\r\n--%s--\r\n", boundary);
 }

@@ -628,21 +628,13 @@ mta_sts_get(struct mta_sts_cache *c, const char *domain, mta_sts_fn *fn, void *a
 	cache_release_held(c);
 	if (len > 0 && domain[len - 1] == '.')
 		len--;
-	/* The name becomes a file name: letters, digits, "-" and "." only, and
-	 * short enough that _mta-sts.<domain> is a DNS name. */
-	if (len == 0 || len > DOMAIN_MAX)
+	/* The name becomes a file name: a host name (letters, digits, "-" and
+	 * "."), short enough that _mta-sts.<domain> is a DNS name. */
+	if (len == 0 || len > DOMAIN_MAX || !mta_sts_domain_valid(domain, len))
 		ok = false;
-	for (size_t i = 0; ok && i < len; i++) {
-		char ch = domain[i];
-		if (ch >= 'A' && ch <= 'Z')
-			ch = (char)(ch - 'A' + 'a');
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '.'))
-			ok = false;
-		name[i] = ch;
-	}
+	for (size_t i = 0; ok && i < len; i++)
+		name[i] = domain[i] >= 'A' && domain[i] <= 'Z' ? (char)(domain[i] - 'A' + 'a') : domain[i];
 	name[ok ? len : 0] = '\0';
-	if (ok && !dns_name_text_valid(name))
-		ok = false;
 
 	if ((l = calloc(1, sizeof(*l))) == NULL)
 		return NULL;

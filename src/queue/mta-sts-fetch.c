@@ -4,8 +4,9 @@
  * https://mta-sts.<domain>/.well-known/mta-sts.txt: the host's AAAA and A
  * records come from Rampart's resolver; its addresses are tried in turn (IPv6
  * first), each with a share of what is left of the time; the certificate must
- * be valid for the host (PKIX, §3.3: "the HTTPS endpoint MUST present a
- * certificate that is valid for the mta-sts host"), else that address failed.
+ * be valid for the host (PKIX through tls-client.h; §3.3: the HTTPS endpoint
+ * must present a certificate valid for the mta-sts host), else that address
+ * failed.
  * Once a TLS session is up, the first answer is final: no other address is
  * asked, no redirect followed. The response is read by mta-sts-http.c.
  *
@@ -27,10 +28,10 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <openssl/err.h>
-#include <openssl/x509v3.h>
 
 #include "dns/dns.h"
 #include "lib/clock.h"
+#include "net/tls-client.h"
 
 #define FETCH_ADDRS_MAX 8
 
@@ -160,40 +161,27 @@ fetch_timeout(evutil_socket_t fd, short what, void *arg)
 
 /* ---------------------------------------------------------------- TLS */
 
-/*
- * The SSL for one attempt: SNI and the name to verify are the host (RFC 8461
- * §3.3, RFC 6125 DNS-ID), verified against the context's roots. This does what
- * tls_client_ssl_new() with TLS_VERIFY_PKIX does; OpenSSL is told to verify
- * during the handshake, so a certificate that fails ends the attempt there.
- */
-static SSL *
-fetch_ssl_new(struct mta_sts_fetch *f)
-{
-	SSL *ssl = SSL_new(f->ctx);
-
-	if (ssl == NULL)
-		return NULL;
-	if (SSL_set_tlsext_host_name(ssl, f->host) != 1 || SSL_set1_host(ssl, f->host) != 1) {
-		SSL_free(ssl);
-		return NULL;
-	}
-	/* RFC 6125 §6.4.3: "*" only as a whole leftmost label. */
-	SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-	SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
-	return ssl;
-}
-
-/* After the handshake: whether the certificate was verified for the host. */
+/* After the handshake: whether the certificate is valid for the host. The
+ * SSL was made by tls_client_ssl_new() (TLS_VERIFY_PKIX), so the handshake
+ * completed whatever the certificate; the verdict is read here. The chain
+ * result is checked once more, so that a context not made by
+ * tls_client_ctx_new() can only fail closed. */
 static bool
 fetch_verified(SSL *ssl, const char **why_r)
 {
-	long rc = SSL_get_verify_result(ssl);
+	bool dane = false;
+	long rc;
 
-	if (SSL_get0_peer_certificate(ssl) == NULL) {
-		*why_r = "no certificate";
+	if (!tls_client_verified(ssl, &dane, why_r)) {
+		if (*why_r == NULL)
+			*why_r = "not verified";
 		return false;
 	}
-	if (rc != X509_V_OK) {
+	if (SSL_get0_peer_certificate(ssl) == NULL) {
+		*why_r = "the server sent no certificate";
+		return false;
+	}
+	if ((rc = SSL_get_verify_result(ssl)) != X509_V_OK) {
 		*why_r = X509_verify_cert_error_string(rc);
 		return false;
 	}
@@ -208,10 +196,12 @@ fetch_note_error(struct mta_sts_fetch *f, int err)
 	long vr = f->ssl != NULL ? SSL_get_verify_result(f->ssl) : X509_V_OK;
 	char buf[256];
 
+	/* libevent reports SSL_ERROR_SYSCALL (a socket error, errno says which)
+	 * as the bare number 5, which is no OpenSSL error code. */
 	if (vr != X509_V_OK) {
 		snprintf(f->why, sizeof(f->why), "https://%s/ at %s: the certificate is not "
 		    "valid for the host: %s", f->host, f->peer, X509_verify_cert_error_string(vr));
-	} else if (e != 0) {
+	} else if (ERR_GET_LIB(e) != 0) {
 		ERR_error_string_n(e, buf, sizeof(buf));
 		snprintf(f->why, sizeof(f->why), "https://%s/ at %s: TLS failed: %.150s", f->host,
 		    f->peer, buf);
@@ -299,7 +289,8 @@ fetch_event(struct bufferevent *bev, short what, void *arg)
 	}
 	if (what & BEV_EVENT_EOF) {
 		bool clean = (SSL_get_shutdown(f->ssl) & SSL_RECEIVED_SHUTDOWN) != 0;
-		fetch_http_done(f, mta_sts_http_eof(&f->http, clean, &error), error);
+		int rc = mta_sts_http_eof(&f->http, clean, &error);
+		fetch_http_done(f, rc, error);
 		return;
 	}
 	/* OpenSSL 3 reports a peer that closes without close_notify as an error
@@ -308,7 +299,8 @@ fetch_event(struct bufferevent *bev, short what, void *arg)
 	if (ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
 		while (bufferevent_get_openssl_error(bev) != 0)
 			;
-		fetch_http_done(f, mta_sts_http_eof(&f->http, false, &error), error);
+		int rc = mta_sts_http_eof(&f->http, false, &error);
+		fetch_http_done(f, rc, error);
 		return;
 	}
 	fetch_note_error(f, err);
@@ -345,8 +337,13 @@ fetch_try_next(struct mta_sts_fetch *f)
 			snprintf(f->peer, sizeof(f->peer), "%s", ip);
 		}
 		f->http.state = MTA_STS_HTTP_STATUS;
-		if ((f->ssl = fetch_ssl_new(f)) == NULL) {
-			fetch_failf(f, "https://%s/: cannot make a TLS session", f->host);
+		/* §3.3: the certificate must be valid for the mta-sts host (PKIX,
+		 * RFC 6125 DNS-ID); SNI names it too. */
+		const char *error = NULL;
+		f->ssl = tls_client_ssl_new(f->ctx, &(struct tls_client_policy){
+		    .mode = TLS_VERIFY_PKIX, .host = f->host }, &error);
+		if (f->ssl == NULL) {
+			fetch_failf(f, "https://%s/: %s", f->host, error);
 			return;
 		}
 		f->bev = bufferevent_openssl_socket_new(f->base, -1, f->ssl,

@@ -20,6 +20,9 @@ struct event_base;
 
 /* ---- policies (mta-sts.c) ---- */
 
+/* An LDH host name (RFC 5321 §4.1.2 Domain, A-labels only): labels of 1-63
+ * letters, digits and inner hyphens, at most 253 octets, no final dot. */
+bool mta_sts_domain_valid(const char *s, size_t len);
 /* Deep copy into dst (overwritten); -1 when memory runs out (dst cleared). */
 int mta_sts_policy_copy(struct mta_sts_policy *dst, const struct mta_sts_policy *src);
 

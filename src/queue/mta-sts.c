@@ -169,8 +169,8 @@ mta_sts_policy_fresh(const struct mta_sts_policy *p, int64_t now)
 
 /* An LDH host name (RFC 5321 §4.1.2 Domain, A-labels only): labels of 1-63
  * letters, digits and inner hyphens, at most 253 octets. */
-static bool
-domain_valid(const char *s, size_t len)
+bool
+mta_sts_domain_valid(const char *s, size_t len)
 {
 	size_t label = 0;
 
@@ -205,7 +205,7 @@ add_mx(struct mta_sts_policy *p, const char *v, size_t len, unsigned line, const
 		len--;
 	if (len >= 2 && v[0] == '*' && v[1] == '.')
 		off = 2;
-	if (!domain_valid(v + off, len - off))
+	if (!mta_sts_domain_valid(v + off, len - off))
 		return error_fail(error_r, EINVAL, "line %u: the mx pattern is not a host name "
 		    "or \"*.\" and a host name", line);
 	if ((copy = malloc(len + 1)) == NULL)

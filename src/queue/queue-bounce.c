@@ -60,11 +60,8 @@ bounce_run(void *arg)
 		log_error("queue: notification about %s: %s", b->params.env->id, error);
 		return;
 	}
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)text[i] >= 0x80) {
-			b->env->body = ENVELOPE_BODY_8BITMIME;
-			break;
-		}
+	if (dsn_has_8bit(text, len))
+		b->env->body = ENVELOPE_BODY_8BITMIME;
 	b->env->size_declared = len;
 	if (spool_create(b->q->spool, b->env, &fd, &error) < 0) {
 		log_error("queue: notification about %s: %s", b->params.env->id, error);

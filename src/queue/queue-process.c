@@ -236,7 +236,7 @@ queue_commit(struct qfront *fr, struct ipc_frame *f)
 	};
 	t->committing = true;
 	t->commit_req = f->id;
-	if (ref.sign_domain[0] != '\0' && queue_signer_has_domain(fr->q->signer, ref.sign_domain)) {
+	if (ref.sign_domain[0] != '\0') {
 		if ((t->sign_domain = strdup(ref.sign_domain)) == NULL)
 			fatal("out of memory");
 		queue_signer_sign(fr->q->signer, t->sign_domain, t->fd, t->data_offset,

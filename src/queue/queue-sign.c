@@ -379,13 +379,8 @@ queue_signer_free(struct queue_signer **sp)
 			j->s = NULL;
 			continue;
 		}
-		if (!j->waiting && evtimer_pending(j->timer, NULL)) {
-			/* Decided already (no selector, say): deliver that. */
-			char *fields = j->fields;
-			j->fields = NULL;
-			job_complete(j, fields, j->error);
-			continue;
-		}
+		/* Even one decided already ("" for a domain without keys) fails: the
+		 * caller is stopping and must not go on to commit. */
 		job_complete(j, NULL, "the queue is stopping");
 	}
 	ipc_channel_free(&s->ch);

@@ -47,9 +47,10 @@ struct queue_signer;
 /* base and pool are borrowed (the queue's loop and workpool). NULL when out of
  * memory. */
 struct queue_signer *queue_signer_new(struct event_base *base, struct workpool *pool);
-/* Every signing still pending fails ("the queue is stopping"): those waiting
- * for the keys process at once (their done runs from inside this call), those
- * still hashing when the workpool delivers them. So free the signer after
+/* Every signing not completed yet fails ("the queue is stopping"): those
+ * waiting for the keys process or for their completion on the next loop turn
+ * at once (their done runs from inside this call), those still hashing when
+ * the workpool delivers them. So free the signer after
  * workpool_free() (which delivers every hash first), or before it. done must
  * not free the signer. */
 void queue_signer_free(struct queue_signer **s);

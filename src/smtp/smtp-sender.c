@@ -174,8 +174,8 @@ check_next(struct smtp_session *s, void *arg)
 			smtp_txn_reset(s);
 		return;
 	}
-	free(t->from);
-	t->from = NULL;
+	/* t->from stays until the transaction ends: the commit names the domain
+	 * to sign for (smtp_sender_sign_domain). */
 	t->after_check(s);
 }
 

@@ -159,7 +159,7 @@ def child_pids(parent_pid):
     return kids
 
 
-@pytest.mark.parametrize("role", ["auth", "queue"])
+@pytest.mark.parametrize("role", ["auth", "queue", "keys"])
 def test_killed_child_is_restarted_and_rewired(server, role):
     pid = server.pids(role)[0]
     os.kill(pid, signal.SIGKILL)
@@ -173,7 +173,7 @@ def test_killed_child_is_restarted_and_rewired(server, role):
         s.sendmail("carol@remote.test", ["alice@example.test"], MSG % (role, "restart"))
         s.quit()
     server.wait_messages("alice", 4)
-    assert sorted(server.children().values()) == ["auth", "front0", "front1", "queue"]
+    assert sorted(server.children().values()) == ["auth", "front0", "front1", "keys", "queue"]
 
 
 def listening_inodes():

@@ -117,7 +117,10 @@ def dkim_verify(world, data):
     d = dkim.DKIM(data)
     results = []
     for i in range(len([h for h in d.headers if h[0].lower() == b"dkim-signature"])):
-        results.append(d.verify(idx=i, dnsfunc=dnsfunc))
+        try:
+            results.append(d.verify(idx=i, dnsfunc=dnsfunc))
+        except dkim.ValidationError:     # e.g. "body hash mismatch"
+            results.append(False)
     return results
 
 

@@ -607,6 +607,19 @@ static void test_free_fails_pending(void **state)
 	workpool_free(&t->pool);
 	assert_true(t->done);
 	assert_string_equal(t->error, "the queue is stopping");
+
+	/* One decided already ("" for a domain without keys) but not delivered. */
+	t->s = queue_signer_new(t->base, NULL);
+	ipc_channel_free(&t->fake);
+	fake_connect(t);
+	wait_for_list(t, "example.org", true);
+	t->done = false;
+	queue_signer_sign(t->s, "example.net", fd, off, off + (off_t)strlen(message), on_done, t);
+	assert_false(t->done);
+	queue_signer_free(&t->s);
+	assert_true(t->done);
+	assert_null(t->fields);
+	assert_string_equal(t->error, "the queue is stopping");
 	close(fd);
 }
 
