@@ -890,7 +890,7 @@ static int
 rotate_one(const struct keyring *kr, const char *dir, const char *domain,
     struct rotation *r, time_t now, time_t grace)
 {
-	char path[PATH_MAX + 512], state[PATH_MAX + 512], comment[128], when[64];
+	char path[PATH_MAX + 512], state[PATH_MAX + 512], comment[384], when[64];
 	const char *error = NULL;
 	time_t switch_at = now + grace;
 	time_text(switch_at, when, sizeof(when));

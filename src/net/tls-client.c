@@ -194,7 +194,12 @@ tls_client_verified(SSL *ssl, bool *dane_r, const char **why_r)
 	*dane_r = false;
 	*why_r = NULL;
 	uintptr_t tag = tls_mode_index >= 0 ? (uintptr_t)SSL_get_ex_data(ssl, tls_mode_index) : 0;
-	if (tag == 0 || tag - 1 == TLS_VERIFY_NONE)
+	if (tag == 0) {
+		/* Not made by tls_client_ssl_new(): nothing is known, fail closed. */
+		*why_r = "no verification policy on the connection";
+		return false;
+	}
+	if (tag - 1 == TLS_VERIFY_NONE)
 		return true;
 	/* No certificate at all also leaves the result at X509_V_OK. */
 	if (SSL_get0_peer_certificate(ssl) == NULL) {

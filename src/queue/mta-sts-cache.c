@@ -230,11 +230,16 @@ cache_file_store(struct mta_sts_cache *c, const char *domain, const struct mta_s
 		log_warn("mta-sts: %s: out of memory to store the policy", domain);
 		goto out;
 	}
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0 ||
-	    fd_write_all(fd, text, len) < 0 || close(fd) < 0) {
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0 || fd_write_all(fd, text, len) < 0) {
 		log_warn("mta-sts: %s: %s", tmp, strerror(errno));
 		if (fd >= 0)
 			close(fd);
+		unlink(tmp);
+		goto out;
+	}
+	if (close(fd) < 0) {
+		log_warn("mta-sts: %s: %s", tmp, strerror(errno));
 		unlink(tmp);
 		goto out;
 	}

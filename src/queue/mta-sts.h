@@ -64,35 +64,52 @@ int mta_sts_txt_parse(const char *txt, size_t len, char id_out[33]);
  * that do is not one, the domain has no usable TXT record. */
 bool mta_sts_txt_is_sts(const char *txt, size_t len);
 /* §3.2: parses a policy body (CRLF or LF lines "key: value"); version STSv1,
- * mode, max_age required; mx required unless mode is none; unknown keys
- * ignored. -1 with a sentence on error. */
+ * mode, max_age required, once each; mx required unless mode is none; unknown
+ * keys ignored; names and values case-sensitive as the ABNF says. Blank lines
+ * are skipped and an mx pattern may end in a dot (dropped); patterns are kept
+ * lower case; max_age is capped at MTA_STS_MAX_AGE_MAX. Refused: more than
+ * MTA_STS_POLICY_MAX octets, a line over MTA_STS_LINE_MAX, more than
+ * MTA_STS_MX_MAX patterns, an mx that is not ["*."] host name. p is
+ * overwritten (id and fetched_at zeroed: the caller fills them); -1 with a
+ * sentence naming the line on error, p then holding nothing. */
 int mta_sts_policy_parse(const char *text, size_t len, struct mta_sts_policy *p,
     const char **error_r);
 void mta_sts_policy_clear(struct mta_sts_policy *p);
 /* "none", "testing", "enforce". */
 const char *mta_sts_mode_name(enum mta_sts_mode mode);
 /* Whether p may still be used at unix time now (§3.2 max_age: now is before
- * fetched_at + max_age). */
+ * fetched_at + max_age; a policy fetched more than 5 minutes in the future,
+ * after the clock went back, is not fresh). */
 bool mta_sts_policy_fresh(const struct mta_sts_policy *p, int64_t now);
-/* §4.1: whether host (an MX name, no final dot, any case) matches a pattern of p:
- * exact, or "*.rest" matching exactly one more leftmost label. */
+/* §4.1: whether host (an MX name, any case, a final dot ignored) matches a
+ * pattern of p: exact, or "*.rest" matching exactly one more leftmost label
+ * ("*.example.com" matches "mx.example.com", not "a.b.example.com" nor
+ * "example.com"). */
 bool mta_sts_mx_match(const struct mta_sts_policy *p, const char *host);
 
 struct mta_sts_cache;
-/* cache_dir: where policies are kept (created 0700 if missing); port: 443, or
- * another for tests (mta_sts.port); timeout in seconds for TXT+fetch. */
+/* cache_dir: where policies are kept (created 0700 if missing; files 0600);
+ * port: 443 (also when 0), or another for tests (mta_sts.port); timeout in
+ * seconds for TXT+fetch (0 = 60, §3.3's suggestion). tls_ctx: from
+ * tls_client_ctx_new() (its roots verify the policy host). All borrowed. */
 struct mta_sts_cache *mta_sts_cache_new(struct event_base *base, struct dns_resolver *dns,
     SSL_CTX *tls_ctx, const char *cache_dir, unsigned port, unsigned timeout,
     const char **error_r);
+/* Lookups still outstanding are dropped: their fn never runs and their
+ * handles must not be used any more. Safe from inside an fn. */
 void mta_sts_cache_free(struct mta_sts_cache **c);
 
 /* policy: NULL when the domain has none (or only mode none); otherwise valid
- * until the next call into the cache. why: a sentence for the log when the
- * lookup or fetch failed (NULL when all went well). */
+ * during the callback and after it until the next call into the cache. why: a
+ * sentence for the log when the lookup or fetch failed (NULL when all went
+ * well); when a cached policy is given despite a failure, why says so. */
 typedef void mta_sts_fn(const struct mta_sts_policy *policy, const char *why, void *arg);
 struct mta_sts_lookup;
 /* Looks up domain's policy; fn runs later on the loop, exactly once, unless the
- * lookup is cancelled first. NULL when out of memory. */
+ * lookup is cancelled first; the handle is gone once fn has run. domain: any
+ * case, a final dot allowed; one that is not a host name is answered
+ * (policy NULL, why) like any other. Concurrent lookups of a domain share one
+ * TXT query and one fetch. NULL when out of memory (fn never runs). */
 struct mta_sts_lookup *mta_sts_get(struct mta_sts_cache *c, const char *domain,
     mta_sts_fn *fn, void *arg);
 void mta_sts_cancel(struct mta_sts_lookup **l);

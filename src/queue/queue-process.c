@@ -362,6 +362,14 @@ static int
 ctl_remove(const char *id, void *ctx, const char **error_r)
 {
 	struct queue_ctx *q = ctx;
+	enum spool_place place;
+	if (qmsg_find(q, id) == NULL && spool_locate(q->spool, id, &place, error_r) == 0 &&
+	    place == SPOOL_HELD) {
+		if (spool_remove_held(q->spool, id, error_r) < 0)
+			return -1;
+		log_info("queue: %s (held) deleted by the operator", id);
+		return 0;
+	}
 	struct qmsg *m = ctl_find(q, id, error_r);
 	if (m == NULL)
 		return -1;
@@ -412,7 +420,14 @@ ctl_release(const char *id, void *ctx, const char **error_r)
 static int
 ctl_show(const char *id, FILE *out, void *ctx, const char **error_r)
 {
-	struct qmsg *m = ctl_find(ctx, id, error_r);
+	struct queue_ctx *q = ctx;
+	enum spool_place place;
+	if (qmsg_find(q, id) == NULL && spool_locate(q->spool, id, &place, error_r) == 0 &&
+	    place == SPOOL_HELD) {
+		fprintf(out, "state: held (rampart queue release %s)\n", id);
+		return 0;
+	}
+	struct qmsg *m = ctl_find(q, id, error_r);
 	if (m == NULL)
 		return -1;
 	fprintf(out, "attempts: %u\n", m->attempts);
@@ -495,9 +510,11 @@ queue_process_main(const struct config *cfg, int ctl_fd)
 	q.relay = relay_new(q.base, cfg, q.dns, q.tls_ctx, q.mta_sts);
 	if (q.relay == NULL)
 		fatal("queue: out of memory");
+	/* It holds the spool lock that keeps `rampart queue` off the files while
+	 * we run: no queue process without it (the parent restarts us). */
 	q.ctl = queue_ctl_new(q.base, cfg->spool_dir, &ctl_ops, &q, &error);
 	if (q.ctl == NULL)
-		log_error("queue: no admin socket: %s", error);
+		fatal("queue: admin socket: %s", error);
 	struct ipc_channel *ctl = proc_control_attach(q.base, ctl_fd, &hooks, &q);
 	if (spool_list(q.spool, queue_recover_one, &q, &error) < 0)
 		log_error("queue: listing the queue: %s", error);

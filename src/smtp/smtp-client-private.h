@@ -1,6 +1,7 @@
 /*
- * smtp-client-private — what smtp-client.c (connection, session set-up) and
- * smtp-client-txn.c (one mail transaction and its data) share.
+ * smtp-client-private — what smtp-client.c (connection, replies, lifetime),
+ * smtp-client-setup.c (greeting to AUTH) and smtp-client-txn.c (one mail
+ * transaction and its data) share.
  */
 #ifndef RAMPART_SMTP_CLIENT_PRIVATE_H
 #define RAMPART_SMTP_CLIENT_PRIVATE_H
@@ -114,6 +115,10 @@ struct smtp_client {
 };
 
 /* smtp-client.c */
+/* Entry points from the event loop hold the client; release is false when
+ * a callback freed it meanwhile (it is then destroyed). */
+void client_hold(struct smtp_client *c);
+bool client_release(struct smtp_client *c);
 void client_send_line(struct smtp_client *c, const char *verb, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void client_expect(struct smtp_client *c, unsigned seconds);
@@ -126,6 +131,9 @@ static inline bool client_gone(const struct smtp_client *c)
 }
 unsigned client_command_timeout(const struct smtp_client *c);
 unsigned client_data_timeout(const struct smtp_client *c);
+
+/* smtp-client-setup.c */
+void setup_reply(struct smtp_client *c, const struct smtp_reply *r);
 
 /* smtp-client-txn.c */
 /* Starts a transaction (after local checks); 0, or -1 when it was refused

@@ -14,15 +14,36 @@
  * SMTPUTF8 (RFC 6531) and, when the server offers DSN (RFC 3461), RET and ENVID;
  * RCPT TO with NOTIFY and ORCPT when DSN is offered; then the data with BDAT
  * (RFC 3030, when CHUNKING is offered) or DATA with dot-stuffing (RFC 5321
- * §4.5.2). With PIPELINING (RFC 2920) MAIL, the RCPTs and DATA/BDAT go in one
- * write. A message that needs 8BITMIME or SMTPUTF8 from a server that does not
- * offer it is not sent: every recipient gets a permanent 554 5.6.3 / 553 5.6.7
- * result made up locally (RFC 6152 §3... RFC 6531 §3.2) — Rampart does not
- * downgrade. SIZE larger than the server's limit: 552 5.3.4 without sending.
- * After a transaction in which no recipient was accepted, RSET.
+ * §4.5.2), streamed from the file in 64 KiB blocks with back-pressure (the
+ * message is never held in memory). With PIPELINING (RFC 2920 §3.1) MAIL, the
+ * RCPTs and DATA go in one write; with CHUNKING, MAIL and the RCPTs, and BDAT
+ * (one "BDAT n LAST" up to 1 MiB, else 1 MiB chunks, each reply awaited) once
+ * some RCPT was accepted.
+ *
+ * Rampart does not downgrade. A message with 8-bit data must not be sent as
+ * such to a server without 8BITMIME (RFC 6152 §3): every recipient gets a
+ * permanent 554 5.6.3 made up locally (RFC 3463: "conversion required but not
+ * supported"). A message that needs SMTPUTF8 (the flag, or a UTF-8 address)
+ * for a server that does not offer it: 553 5.6.7 per recipient (RFC 6531 §3.5
+ * suggests it; RFC 6531 §3.2). SIZE larger than the server's limit: 552 5.3.4
+ * (RFC 1870 §6.1). An address or parameter with a control character (CR, LF,
+ * ...): 501 5.5.4. None of these sends anything; made-up replies carry code,
+ * enhanced code and a text such as "message needs 8BITMIME, which
+ * mx.remote.test does not offer".
+ *
+ * After a transaction that did not complete (MAIL refused, no RCPT accepted,
+ * DATA or a BDAT chunk refused, or RFC 2920 §3.1's lone "." after a 354 with no
+ * recipient), RSET; a refused RSET ends the connection (PROTOCOL). A 421 at any
+ * point ends the connection (SHUTDOWN, after `done` for a message in flight);
+ * server lines longer than SMTP_REPLY_MAX_LINE or unparseable replies end it
+ * as PROTOCOL.
  *
  * Timeouts follow RFC 5321 §4.5.3.2 (greeting and MAIL/RCPT 5 min, DATA 2 min,
- * each data block 3 min, final dot 10 min), all scaled by the params.
+ * each data block 3 min, final dot 10 min), scaled by the params: greeting,
+ * EHLO, STARTTLS (and its handshake), AUTH, MAIL, RCPT, RSET: command_timeout;
+ * DATA's 354: 2/5 of it; each data block written (the output must drain):
+ * 3/10 of data_timeout; the reply to the final "." or BDAT LAST: data_timeout.
+ * An idle session ends (TIMEOUT) after command_timeout; QUIT waits 10 s at most.
  *
  * TLS: the owner supplies the SSL object (tls-client.h sets up SNI, DANE or
  * PKIX verification); the handshake runs with verification *recorded*, not
@@ -32,10 +53,15 @@
  * temporary (4.7.5 / 4.7.4) so the message waits for a fixed peer.
  * Opportunistic TLS (neither required) falls back to plain text when the
  * handshake fails: the connection is closed and `closed` reports
- * SMTP_CLIENT_TLS_FAILED so the owner can reconnect without STARTTLS.
+ * SMTP_CLIENT_TLS_FAILED so the owner can reconnect without STARTTLS; a
+ * STARTTLS refused by the server (454) then just goes on in clear text on the
+ * same connection. Whatever the server sent after its 220 to STARTTLS is
+ * dropped unread (RFC 3207 §4.2), and the caps are those of the second EHLO.
  *
- * No secret is logged: AUTH lines are never written to the log, and the
- * password buffer the client builds is wiped.
+ * AUTH (PLAIN preferred, else LOGIN) is only ever sent over TLS: credentials
+ * with a clear-text session end it with SMTP_CLIENT_AUTH_FAILED. No secret is
+ * logged: the debug log shows each command's verb and each reply's code, never
+ * AUTH data; the base64 buffers are wiped, and the queued copy too once written.
  */
 #ifndef RAMPART_SMTP_CLIENT_H
 #define RAMPART_SMTP_CLIENT_H
@@ -58,14 +84,15 @@ enum smtp_client_end {
 	SMTP_CLIENT_QUIT,            /* we sent QUIT (or freed it) after our work */
 	SMTP_CLIENT_CONNECT_FAILED,  /* TCP connect failed or timed out */
 	SMTP_CLIENT_GREETING,        /* the greeting or EHLO/HELO was refused (reply says) */
-	SMTP_CLIENT_TLS_FAILED,      /* STARTTLS refused or handshake failed */
+	SMTP_CLIENT_TLS_FAILED,      /* handshake failed, or STARTTLS refused with tls_required */
 	SMTP_CLIENT_TLS_UNVERIFIED,  /* handshake done but verification required and failed */
 	SMTP_CLIENT_TLS_MISSING,     /* tls_required and STARTTLS not offered */
 	SMTP_CLIENT_AUTH_FAILED,     /* AUTH refused (reply says), or no usable mechanism,
 	                              * or credentials given but the session is not TLS */
 	SMTP_CLIENT_PROTOCOL,        /* unparseable reply, line too long */
 	SMTP_CLIENT_TIMEOUT,         /* a reply did not come in time */
-	SMTP_CLIENT_LOST,            /* the peer closed, or a socket error */
+	SMTP_CLIENT_LOST,            /* the peer closed, a socket error, or the message
+	                              * file could not be read mid-transaction */
 	SMTP_CLIENT_SHUTDOWN,        /* the server said 421 */
 };
 const char *smtp_client_end_name(enum smtp_client_end e);
@@ -121,7 +148,9 @@ struct smtp_client_rcpt {
 	const char *address;       /* the forward-path, without <> */
 	unsigned notify;           /* ENVELOPE_NOTIFY_* bits, 0 = not given */
 	const char *orcpt;         /* "rfc822;xtext" or NULL */
-	/* out: the RCPT reply, or when RCPT was accepted, the reply to the data;
+	/* out: the RCPT reply, or when RCPT was accepted, the reply to the data
+	 * (or to DATA/BDAT when refused), or a locally made-up reply (above);
+	 * the 421 when the server closed with one before the outcome was known;
 	 * code 0 = no reply (connection lost or not attempted: temporary). */
 	struct smtp_reply result;
 };
@@ -165,7 +194,9 @@ const struct smtp_client_info *smtp_client_info(const struct smtp_client *c);
 /* Sends QUIT (RFC 5321 §4.1.1.10) and closes after the reply or a short timeout;
  * then `closed` runs with SMTP_CLIENT_QUIT. */
 void smtp_client_quit(struct smtp_client *c);
-/* Closes at once (no callbacks afterwards) and frees. NULL is fine. */
+/* Closes at once (no callbacks afterwards) and frees. NULL is fine. May be
+ * called from inside any of the client's callbacks (the memory goes when the
+ * callback returns); a transaction in flight then gets no `done`. */
 void smtp_client_free(struct smtp_client **c);
 
 #endif

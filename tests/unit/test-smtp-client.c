@@ -124,6 +124,9 @@ static int pki_setup(void **state)
 	assert_int_equal(SSL_CTX_use_certificate(pki.server_ctx, pki.leaf), 1);
 	assert_int_equal(SSL_CTX_add1_chain_cert(pki.server_ctx, pki.ca), 1);
 	assert_int_equal(SSL_CTX_use_PrivateKey(pki.server_ctx, pki.leaf_key), 1);
+	/* No TLS 1.3 tickets: SSL_accept then ends with the client's Finished, even
+	 * when the client hangs up right after its handshake (unverified). */
+	SSL_CTX_set_num_tickets(pki.server_ctx, 0);
 
 	pki.client_ctx = tls_client_ctx_new(pki.ca_path, &error);
 	assert_null(error);
@@ -150,7 +153,9 @@ static int pki_teardown(void **state)
 
 /* ---------------------------------------------------------------- fake server */
 
-enum step_kind { S_SEND, S_RECV, S_TLS, S_CLOSE };
+/* S_TLS_ANY: a handshake the client may abandon (it hangs up as soon as it
+ * has found the certificate unverified, before its Finished is flushed). */
+enum step_kind { S_SEND, S_RECV, S_TLS, S_TLS_ANY, S_CLOSE };
 
 struct step {
 	enum step_kind kind;
@@ -161,6 +166,7 @@ struct step {
 #define SEND(s) { S_SEND, (s), sizeof(s) - 1 }
 #define RECV(s) { S_RECV, (s), sizeof(s) - 1 }
 #define TLS() { S_TLS, NULL, 0 }
+#define TLS_ANY() { S_TLS_ANY, NULL, 0 }
 #define CLOSE() { S_CLOSE, NULL, 0 }
 
 struct server {
@@ -229,6 +235,7 @@ static void *server_main(void *arg)
 	struct server *s = arg;
 	struct pollfd pfd = { s->lfd, POLLIN, 0 };
 	size_t need = 0;
+	bool accepted;
 
 	if (poll(&pfd, 1, SERVER_WAIT_MS) <= 0) {
 		snprintf(s->error, sizeof(s->error), "no connection");
@@ -253,14 +260,19 @@ static void *server_main(void *arg)
 			if (s->got_len < need)
 				snprintf(s->error, sizeof(s->error),
 				    "step %zu: got %zu of %zu octets", i, s->got_len, need);
-			else if (s->got_len > need)
+			else if (s->got_len > need &&
+			    (i + 1 == s->nsteps || s->steps[i + 1].kind != S_RECV))
 				snprintf(s->error, sizeof(s->error),
 				    "step %zu: the client sent %zu octets ahead", i, s->got_len - need);
 			break;
 		case S_TLS:
+		case S_TLS_ANY:
 			s->ssl = SSL_new(pki.server_ctx);
 			SSL_set_fd(s->ssl, s->fd);
-			if (SSL_accept(s->ssl) != 1) {
+			accepted = SSL_accept(s->ssl) == 1;
+			if (!accepted && st->kind == S_TLS_ANY) {
+				goto out;
+			} else if (!accepted) {
 				snprintf(s->error, sizeof(s->error), "step %zu: TLS accept failed", i);
 			} else {
 				const char *sni = SSL_get_servername(s->ssl, TLSEXT_NAMETYPE_host_name);
@@ -301,6 +313,9 @@ static void server_start(struct server *s, const struct step *steps, size_t nste
 	assert_int_equal(pthread_create(&s->thread, NULL, server_main, s), 0);
 }
 
+/* The server name (SNI) the last TLS client asked for. */
+static char last_sni[256];
+
 /* Joins the server and checks the whole transcript against the script. */
 static void server_finish(struct server *s)
 {
@@ -308,6 +323,7 @@ static void server_finish(struct server *s)
 	char *want;
 
 	pthread_join(s->thread, NULL);
+	memcpy(last_sni, s->sni, sizeof(last_sni));
 	close(s->lfd);
 	for (size_t i = 0; i < s->nsteps; i++)
 		if (s->steps[i].kind == S_RECV)
@@ -439,6 +455,12 @@ static struct smtp_client_params default_params(void)
 	return p;
 }
 
+static void loop_idle(struct event_base *base)
+{
+	for (int i = 0; i < 5; i++)
+		event_base_loop(base, EVLOOP_NONBLOCK);
+}
+
 /* Runs a client against the script until it is closed. */
 static void run_with(struct run *r, struct smtp_client_params *p, const struct step *steps,
     size_t nsteps, struct smtp_client_msg **msgs, size_t nmsgs)
@@ -471,9 +493,10 @@ static void run_with(struct run *r, struct smtp_client_params *p, const struct s
 	event_free(ev);
 	smtp_client_free(&r->c);
 	assert_null(r->c);
+	/* libevent closes a freed bufferevent's socket from the loop; nothing of
+	 * the client may run any more. */
+	loop_idle(r->base);
 	server_finish(&s);
-	/* Nothing runs after the client is freed. */
-	event_base_loop(r->base, EVLOOP_NONBLOCK);
 	event_base_free(r->base);
 	assert_false(r->callback_in_call);
 	assert_int_equal(r->closed_calls, 1);
@@ -1260,6 +1283,7 @@ static void test_quit_early_and_free_in_callback(void **state)
 	assert_int_equal(r.closed_calls, 1);
 	assert_int_equal(r.end, SMTP_CLIENT_QUIT);
 	assert_null(r.c);
+	loop_idle(r.base);
 	server_finish(&s);
 	event_base_free(r.base);
 }
@@ -1365,6 +1389,7 @@ static void test_starttls_auth_plain(void **state)
 	assert_false(r.info.dane);
 	assert_true(r.info.authenticated);
 	assert_string_equal(r.tls_version, "TLSv1.3");
+	assert_string_equal(last_sni, "mx.remote.test");
 	/* Caps are those of the EHLO after TLS (RFC 3207 §4.2). */
 	assert_false(r.info.caps.starttls);
 	assert_false(r.info.caps.pipelining);
@@ -1390,6 +1415,16 @@ static void test_starttls_auth_login(void **state)
 		RECV(EHLO), SEND("250-mx.remote.test\r\n250 AUTH PLAIN\r\n"),
 		RECV("AUTH PLAIN AHVzZXIAcGFzcw==\r\n"), SEND("535 5.7.8 bad credentials\r\n"),
 	};
+	/* A 334 after the initial response: the response again, alone. */
+	static const struct step plain_334[] = {
+		SEND(GREETING), RECV(EHLO), SEND(EHLO_TLS),
+		RECV("STARTTLS\r\n"), SEND("220 go\r\n"),
+		TLS(),
+		RECV(EHLO), SEND("250-mx.remote.test\r\n250 AUTH PLAIN\r\n"),
+		RECV("AUTH PLAIN AHVzZXIAcGFzcw==\r\n"), SEND("334 \r\n"),
+		RECV("AHVzZXIAcGFzcw==\r\n"), SEND("235 2.7.0 ok\r\n"),
+		QUIT_OK,
+	};
 	static const struct step no_mech[] = {
 		SEND(GREETING), RECV(EHLO), SEND(EHLO_TLS),
 		RECV("STARTTLS\r\n"), SEND("220 go\r\n"),
@@ -1413,6 +1448,10 @@ static void test_starttls_auth_login(void **state)
 	assert_result(&r.end_reply, 535, "5.7.8", "bad credentials");
 	assert_int_equal(r.ready_calls, 0);
 
+	RUN(&r, &p, plain_334, NULL, 0);
+	assert_int_equal(r.end, SMTP_CLIENT_QUIT);
+	assert_true(r.info.authenticated);
+
 	RUN(&r, &p, no_mech, NULL, 0);
 	assert_int_equal(r.end, SMTP_CLIENT_AUTH_FAILED);
 	assert_false(r.end_has_reply);
@@ -1423,7 +1462,7 @@ static void test_starttls_unverified(void **state)
 	static const struct step required[] = {
 		SEND(GREETING), RECV(EHLO), SEND(EHLO_TLS),
 		RECV("STARTTLS\r\n"), SEND("220 go\r\n"),
-		TLS(),
+		TLS_ANY(),
 	};
 	static const struct step opportunistic[] = {
 		SEND(GREETING), RECV(EHLO), SEND(EHLO_TLS),
@@ -1465,7 +1504,7 @@ static void test_starttls_dane(void **state)
 	static const struct step bad[] = {
 		SEND(GREETING), RECV(EHLO), SEND(EHLO_TLS),
 		RECV("STARTTLS\r\n"), SEND("220 go\r\n"),
-		TLS(),
+		TLS_ANY(),
 	};
 	struct smtp_client_params p = default_params();
 	struct tls_arg t;
@@ -1479,6 +1518,7 @@ static void test_starttls_dane(void **state)
 	assert_int_equal(r.end, SMTP_CLIENT_QUIT);
 	assert_true(r.info.tls_verified);
 	assert_true(r.info.dane);
+	assert_string_equal(last_sni, "mx.other.test");
 
 	tls_params(&p, &t, TLS_VERIFY_DANE, "mx.remote.test");
 	t.hash[0] ^= 1;
@@ -1501,7 +1541,7 @@ static void test_starttls_refused_or_failed(void **state)
 	};
 	static const struct step broken[] = {
 		SEND(GREETING), RECV(EHLO), SEND(EHLO_TLS),
-		RECV("STARTTLS\r\n"), SEND("220 go\r\nthis is not TLS\r\n\r\n"),
+		RECV("STARTTLS\r\n"), SEND("220 go\r\nthis is not TLS\r\n\r\n"), CLOSE(),
 	};
 	struct smtp_client_params p = default_params();
 	struct tls_arg t;

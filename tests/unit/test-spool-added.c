@@ -200,6 +200,9 @@ deliver(struct fixture *f, const char *id)
 		assert_int_equal(envelope_pending_count(job.msg->envelope), 0);
 		close(job.fd);
 		spool_message_free(&job.msg);
+		/* ... and then removes the file, as queue-attempt.c does. */
+		const char *error;
+		assert_int_equal(spool_remove(f->s, id, &error), 0);
 	}
 	return job.outcome;
 }
