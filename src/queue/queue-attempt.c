@@ -259,13 +259,13 @@ attempt_results(struct qattempt *a)
 	int64_t until = e->received_at + q->cfg->queue_lifetime;
 	bool warn = !expired && q->cfg->queue_delay_warning > 0 && !m->delay_warned &&
 	    now - e->received_at >= q->cfg->queue_delay_warning;
+	bool *failing = calloc(n + 1, sizeof(*failing));
+	if (failing == NULL)
+		fatal("out of memory");
+	for (size_t k = 0; k < a->nfail; k++)
+		failing[a->fail[k]] = true;
 	for (size_t i = 0; i < n && (expired || warn); i++) {
-		if (e->rcpts[i].status != ENVELOPE_RCPT_PENDING)
-			continue;
-		bool failing = false;
-		for (size_t k = 0; k < a->nfail; k++)
-			failing = failing || a->fail[k] == i;
-		if (failing)
+		if (e->rcpts[i].status != ENVELOPE_RCPT_PENDING || failing[i])
 			continue;
 		if (expired) {
 			dsn_add(a, i, DSN_FAILED, "4.4.7", NULL, NULL, m->last_error[0] != '\0' ?
@@ -276,6 +276,7 @@ attempt_results(struct qattempt *a)
 			    m->last_error : "delivery is delayed");
 		}
 	}
+	free(failing);
 	if (warn)
 		m->delay_warned = true;
 	if (expired)
@@ -305,14 +306,12 @@ rcpt_domain(const char *address)
 	return at != NULL ? at + 1 : address;
 }
 
-static struct envelope *sort_env;
-
 static int
-by_domain(const void *x, const void *y)
+by_domain(const void *x, const void *y, void *arg)
 {
+	const struct envelope *e = arg;
 	const size_t *i = x, *j = y;
-	int c = strcasecmp(rcpt_domain(sort_env->rcpts[*i].address),
-	    rcpt_domain(sort_env->rcpts[*j].address));
+	int c = strcasecmp(rcpt_domain(e->rcpts[*i].address), rcpt_domain(e->rcpts[*j].address));
 	return c != 0 ? c : (*i < *j ? -1 : *i > *j);
 }
 
@@ -340,10 +339,8 @@ attempt_relay(struct qattempt *a)
 		attempt_results(a);
 		return;
 	}
-	if (!smarthost) {
-		sort_env = e;   /* loop thread only */
-		qsort(a->index, n, sizeof(*a->index), by_domain);
-	}
+	if (!smarthost)
+		qsort_r(a->index, n, sizeof(*a->index), by_domain, e);
 	size_t njobs = 0;
 	for (size_t k = 0; k < n; k++)
 		if (k == 0 || (!smarthost && strcasecmp(rcpt_domain(e->rcpts[a->index[k]].address),
