@@ -416,6 +416,8 @@ on_sigchld(evutil_socket_t sig, short what, void *arg)
 		struct child *c = find_child(p, pid);
 		if (c == NULL)
 			continue;
+		/* Its ready report may still sit unread beside the SIGCHLD. */
+		ipc_channel_drain(c->ctl);
 		ipc_channel_free(&c->ctl);
 		c->pid = 0;
 		char how[64];

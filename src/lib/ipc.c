@@ -233,6 +233,17 @@ ipc_on_read(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+void
+ipc_channel_drain(struct ipc_channel *ch)
+{
+	/* The peer is gone, so what it sent is finite: no batch bound here. */
+	while (ch != NULL && !ch->closed) {
+		int rc = ipc_read_one(ch);
+		if (rc == 2 || rc <= 0)
+			return;
+	}
+}
+
 struct ipc_channel *
 ipc_channel_new(struct event_base *base, int fd, const char *peer_name,
     ipc_frame_fn *on_frame, ipc_close_fn *on_close, void *ctx)

@@ -41,6 +41,9 @@ typedef void ipc_close_fn(struct ipc_channel *ch, void *ctx);
 struct ipc_channel *ipc_channel_new(struct event_base *base, int fd, const char *peer_name,
     ipc_frame_fn *on_frame, ipc_close_fn *on_close, void *ctx);
 void ipc_channel_free(struct ipc_channel **ch);
+/* Delivers every frame already queued on the socket (a dead peer's last words,
+ * such as its ready report) before the channel is freed. */
+void ipc_channel_drain(struct ipc_channel *ch);
 const char *ipc_channel_peer(const struct ipc_channel *ch);
 
 /* Sends a frame; fd (or -1) is duplicated by the kernel, the caller keeps its own.

@@ -158,6 +158,31 @@ test_peer_hangup_closes_channel(void **state)
 	event_base_free(base);
 }
 
+/* A dead peer's last frames are still delivered by a drain, without the loop running
+ * (the parent reads a child's ready report when it reaps it). */
+static void
+test_drain_delivers_a_dead_peers_last_frames(void **state)
+{
+	struct event_base *base = event_base_new();
+	int sv[2];
+	assert_int_equal(ipc_socketpair(sv), 0);
+	struct rx rx = { .base = base, .last_fd = -1, .want = 100 };
+	struct ipc_channel *a = ipc_channel_new(base, sv[0], "a", on_frame, on_close, &rx);
+	struct ipc_channel *b = ipc_channel_new(base, sv[1], "b", on_frame, on_close, &rx);
+	for (uint32_t i = 0; i < 70; i++)   /* more than one read batch */
+		assert_int_equal(ipc_send(a, 1, i, "r", 1, -1), 0);
+	ipc_channel_free(&a);
+	ipc_channel_drain(b);
+	assert_int_equal(rx.frames, 70);
+	assert_int_equal(rx.last_id, 69);
+	ipc_channel_drain(b);              /* nothing more, and no harm */
+	assert_int_equal(rx.frames, 70);
+	ipc_channel_drain(NULL);
+	ipc_channel_free(&b);
+	free(rx.last_data);
+	event_base_free(base);
+}
+
 /* ipc-call: answers find their callers; cancelled calls go to the orphan handler;
  * a closed channel fails every waiting call once. */
 struct call_result {
@@ -276,6 +301,7 @@ main(void)
 		cmocka_unit_test(test_large_message_is_split_and_reassembled),
 		cmocka_unit_test(test_malformed_frame_closes_channel),
 		cmocka_unit_test(test_peer_hangup_closes_channel),
+		cmocka_unit_test(test_drain_delivers_a_dead_peers_last_frames),
 		cmocka_unit_test(test_calls),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
