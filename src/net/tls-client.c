@@ -199,8 +199,12 @@ tls_client_verified(SSL *ssl, bool *dane_r, const char **why_r)
 		*why_r = "no verification policy on the connection";
 		return false;
 	}
-	if (tag - 1 == TLS_VERIFY_NONE)
-		return true;
+	if (tag - 1 == TLS_VERIFY_NONE) {
+		/* Opportunistic: encrypted, but nobody checked who is at the other end,
+		 * so the log must not call it verified. */
+		*why_r = "the certificate was not checked (no policy asks for it)";
+		return false;
+	}
 	/* No certificate at all also leaves the result at X509_V_OK. */
 	if (SSL_get0_peer_certificate(ssl) == NULL) {
 		*why_r = "the server sent no certificate";

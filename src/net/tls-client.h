@@ -57,8 +57,9 @@ size_t tls_tlsa_usable(const struct tls_tlsa *tlsa, size_t n);
 /* A new client SSL for the policy; NULL with a sentence in *error_r. */
 SSL *tls_client_ssl_new(SSL_CTX *ctx, const struct tls_client_policy *p, const char **error_r);
 
-/* After the handshake: whether the peer's certificate satisfied the policy the
- * SSL was made with (always true for TLS_VERIFY_NONE), whether DANE matched,
+/* After the handshake: whether the peer's certificate was verified under the
+ * policy the SSL was made with (never for TLS_VERIFY_NONE: nothing was checked;
+ * the caller enforces only what its policy requires), whether DANE matched,
  * and when not verified, why (static or SSL-owned text). */
 bool tls_client_verified(SSL *ssl, bool *dane_r, const char **why_r);
 

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <event2/event.h>
 #include <sodium.h>
@@ -467,6 +469,11 @@ smtp_client_new(struct event_base *base, const struct smtp_client_params *p,
 		errno = e;
 		return NULL;
 	}
+	/* Commands and the end of data are small writes that wait for a reply:
+	 * with Nagle each would sit out the peer's delayed ACK (tens of ms). */
+	int one = 1;
+	if (c->p.addr->sa_family == AF_INET || c->p.addr->sa_family == AF_INET6)
+		(void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->state = CS_CONNECTING;
 	if (connect(c->fd, c->p.addr, p->addrlen) < 0 && errno != EINPROGRESS) {
 		char why[CLIENT_WHY_MAX];
