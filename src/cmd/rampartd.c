@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -649,6 +650,15 @@ main(int argc, char **argv)
 	}
 	log_set_level((enum log_level)log_level_parse(p->cfg->log_level));
 	signal(SIGPIPE, SIG_IGN);
+	/* Every connection (in and out) and every message in an attempt holds a
+	 * descriptor: the soft limit (often 1024) goes up to the hard one, for
+	 * this process and the children it starts. */
+	struct rlimit nofile;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+		nofile.rlim_cur = nofile.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &nofile) < 0)
+			log_warn("cannot raise the open-file limit: %m");
+	}
 	struct passwd *owner = NULL;
 	if (geteuid() == 0) {
 		if (p->cfg->user[0] == '\0')

@@ -105,6 +105,8 @@ const struct setting config_settings[] = {
 	  "Longest delay between two delivery attempts." },
 	{ "delivery_workers", SETTING_INT, "4", C(delivery_workers), 1, 64,
 	  "Threads in the queue process that write, fsync and deliver messages." },
+	{ "queue_active_limit", SETTING_INT, "2000", C(queue_active_limit), 1, 100000,
+	  "Messages in a delivery attempt at once (each holds an open file and its envelope); more wait their turn, oldest first." },
 	{ "dns.resolver", SETTING_STRING, "", C(dns_resolver), NOLIMIT,
 	  "DNS server to send every query to, \"HOST\" or \"HOST@PORT\" (a local validating resolver); empty = resolve as /etc/resolv.conf says." },
 	{ "dns.trust_anchor", SETTING_STRING, "/usr/share/dns/root.key", C(dns_trust_anchor), NOLIMIT,

@@ -94,6 +94,7 @@ struct config {
 	int64_t queue_retry_min;        /* seconds */
 	int64_t queue_retry_max;        /* seconds */
 	int64_t delivery_workers;       /* threads doing fsync-heavy queue work */
+	int64_t queue_active_limit;     /* attempts in flight at once */
 	/* DNS and mail authentication */
 	char *dns_resolver;             /* "HOST[@PORT]", "" = resolv.conf */
 	char *dns_trust_anchor;         /* "" = no DNSSEC validation */

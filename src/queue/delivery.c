@@ -15,6 +15,10 @@
 /* Return-Path: and Delivered-To: with two addresses of at most ENVELOPE_MAX_STR. */
 #define MAX_TRACE (2 * ENVELOPE_MAX_STR + 64)
 
+/* A recipient that cannot be delivered, ever: it stays PENDING in the spool
+ * until the caller has its bounce durable and marks it FAILED (a crash in
+ * between repeats the bounce instead of losing it). Beyond the list's size it
+ * is simply retried, and listed by a later attempt. */
 static void
 delivery_failed(struct delivery_job *job, size_t index, const char *why)
 {
@@ -81,7 +85,6 @@ delivery_run(struct delivery_job *job)
 			log_error("queue: %s: recipient %s: %s", job->id, r->mailbox,
 			    error != NULL ? error : "bad Maildir name");
 			delivery_failed(job, i, error != NULL ? error : "bad Maildir name");
-			spool_mark_rcpt(job->spool, e, i, ENVELOPE_RCPT_FAILED, &error);
 			continue;
 		}
 		/* RFC 5321 §4.4: the final delivery adds Return-Path with the reverse-path. */
@@ -101,7 +104,6 @@ delivery_run(struct delivery_job *job)
 				log_error("queue: %s: delivery to %s failed permanently: %s", job->id,
 				    r->mailbox, error);
 				delivery_failed(job, i, error);
-				spool_mark_rcpt(job->spool, e, i, ENVELOPE_RCPT_FAILED, &error);
 			}
 			continue;
 		}

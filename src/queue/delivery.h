@@ -5,8 +5,9 @@
  * the spool file, delivers every PENDING recipient that has a local mailbox
  * (Return-Path: and Delivered-To:, then the fields the front added, prepended
  * to the message data; into the folder the front chose, INBOX or Junk), marks
- * each one DONE in the spool file (or FAILED, noting why, when its Maildir
- * cannot take it for good), and leaves the loaded message and an open fd in
+ * each one DONE in the spool file (one whose Maildir cannot take it for good
+ * is listed in failures, still PENDING: the caller marks it FAILED once the
+ * bounce is durable), and leaves the loaded message and an open fd in
  * the job for the rest of the attempt (relaying the remote recipients,
  * bounces): the caller removes the file once nothing is pending. Maildir file names are
  * derived from (received time, spool id, recipient index, host), so a retry
@@ -49,7 +50,8 @@ struct delivery_job {
 	struct spool_message *msg;   /* DELIVERY_DONE: the caller frees */
 	int fd;                      /* DELIVERY_DONE: read-only, at the data; caller closes */
 	struct delivery_failure failures[DELIVERY_MAX_FAILURES];
-	size_t nfailures;            /* recipients marked FAILED now (beyond the max: not listed) */
+	size_t nfailures;            /* recipients that failed for good, still PENDING: the
+	                              * caller marks them FAILED once the bounce is durable */
 };
 
 void delivery_run(struct delivery_job *job);

@@ -48,6 +48,7 @@ struct qattempt {
 };
 
 static void attempt_results(struct qattempt *a);
+static void attempt_end(struct qattempt *a);
 
 /* ---- messages ---- */
 
@@ -73,9 +74,25 @@ qmsg_new(struct queue_ctx *q, const char *id, bool recovered)
 	return m;
 }
 
+static void
+wait_unlink(struct qmsg *m)
+{
+	struct queue_ctx *q = m->q;
+	*m->wait_prevp = m->wait_next;
+	if (m->wait_next != NULL)
+		m->wait_next->wait_prevp = m->wait_prevp;
+	else
+		q->wait_tail = m->wait_prevp;
+	m->wait_next = NULL;
+	m->wait_prevp = NULL;
+	m->waiting = false;
+}
+
 void
 qmsg_free(struct qmsg *m)
 {
+	if (m->waiting)
+		wait_unlink(m);
 	*m->prevp = m->next;
 	if (m->next != NULL)
 		m->next->prevp = m->prevp;
@@ -123,7 +140,7 @@ attempt_free(struct qattempt *a)
 
 /* The attempt is over: remove, hold, or schedule the next one. */
 static void
-attempt_end(struct qattempt *a)
+attempt_finish(struct qattempt *a)
 {
 	struct qmsg *m = a->m;
 	struct queue_ctx *q = m->q;
@@ -225,9 +242,11 @@ attempt_results(struct qattempt *a)
 		fatal("out of memory");
 	if (a->job.local_temp)
 		snprintf(m->last_error, sizeof(m->last_error), "%s", a->job.error);
-	for (size_t i = 0; i < a->job.nfailures; i++)
+	for (size_t i = 0; i < a->job.nfailures; i++) {
 		dsn_add(a, a->job.failures[i].index, DSN_FAILED, "5.2.0", NULL, NULL,
 		    a->job.failures[i].why);
+		a->fail[a->nfail++] = a->job.failures[i].index;
+	}
 	/* Remote results, job by job. */
 	for (size_t j = 0, k = 0; j < a->nrjobs; j++) {
 		struct relay_job *job = &a->rjobs[j];
@@ -422,13 +441,51 @@ deliver_done(void *arg)
 	attempt_relay(a);
 }
 
+static void attempt_start(struct qmsg *m);
+
+/* Due messages that waited for a slot start now, oldest first. */
+static void
+queue_start_waiting(struct queue_ctx *q)
+{
+	while (!q->stopping && q->wait_head != NULL &&
+	    q->active < (unsigned)q->cfg->queue_active_limit) {
+		struct qmsg *m = q->wait_head;
+		wait_unlink(m);
+		attempt_start(m);
+	}
+}
+
+static void
+attempt_end(struct qattempt *a)
+{
+	struct queue_ctx *q = a->m->q;
+	attempt_finish(a);
+	q->active--;
+	queue_start_waiting(q);
+}
+
 static void
 qmsg_on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct qmsg *m = arg;
 	struct queue_ctx *q = m->q;
-	if (m->busy || q->stopping)
+	if (m->busy || m->waiting || q->stopping)
 		return;
+	if (q->active >= (unsigned)q->cfg->queue_active_limit) {
+		m->wait_next = NULL;
+		m->wait_prevp = q->wait_tail;
+		*q->wait_tail = m;
+		q->wait_tail = &m->wait_next;
+		m->waiting = true;
+		return;
+	}
+	attempt_start(m);
+}
+
+static void
+attempt_start(struct qmsg *m)
+{
+	struct queue_ctx *q = m->q;
 	struct qattempt *a = calloc(1, sizeof(*a));
 	if (a == NULL)
 		fatal("out of memory");
@@ -439,6 +496,7 @@ qmsg_on_timer(evutil_socket_t fd, short what, void *arg)
 	a->job.mail_dir = q->cfg->mail_dir;
 	a->job.hostname = q->cfg->hostname;
 	m->busy = true;
+	q->active++;
 	m->attempt = a;
 	m->attempts++;
 	m->next_attempt = 0;

@@ -49,6 +49,10 @@ struct queue_ctx {
 	struct mta_sts_cache *mta_sts;
 	struct relay *relay;
 	struct queue_ctl *ctl;
+	/* Attempts in flight, at most cfg->queue_active_limit; due messages beyond
+	 * that wait here in order (so a large backlog holds no files open). */
+	unsigned active;
+	struct qmsg *wait_head, **wait_tail;
 	bool stopping;
 };
 
@@ -60,6 +64,8 @@ struct qmsg {
 	char id[SPOOL_ID_LEN + 1];
 	unsigned attempts;
 	bool busy;                  /* an attempt runs */
+	bool waiting;               /* due, in the queue_ctx wait list */
+	struct qmsg *wait_next, **wait_prevp;
 	bool recovered;             /* found at start-up: an earlier copy may exist */
 	bool delay_warned;
 	bool hold_after, remove_after;  /* admin asked during an attempt */

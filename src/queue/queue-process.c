@@ -433,6 +433,8 @@ ctl_show(const char *id, FILE *out, void *ctx, const char **error_r)
 	fprintf(out, "attempts: %u\n", m->attempts);
 	if (m->busy)
 		fprintf(out, "state: being delivered now\n");
+	else if (m->waiting)
+		fprintf(out, "state: due, waiting for a delivery slot\n");
 	else if (m->next_attempt > 0)
 		fprintf(out, "next attempt: in %llds\n",
 		    (long long)(m->next_attempt - time(NULL) > 0 ? m->next_attempt - time(NULL) : 0));
@@ -479,6 +481,7 @@ queue_process_main(const struct config *cfg, int ctl_fd)
 {
 	static const struct proc_hooks hooks = { queue_on_peer, queue_on_stop };
 	struct queue_ctx q = { .cfg = cfg };
+	q.wait_tail = &q.wait_head;
 	const char *error;
 	char *tls_error = NULL;
 

@@ -241,3 +241,23 @@ def test_one_connection_carries_several_messages(make_server, world):
         submit(srv, [f"user{i}@remote.test"], subject=f"batch {i}")
     world.sink1.wait_for(3, timeout=20)
     assert world.sink1.connections == 1, world.sink1.transcript()
+
+
+@pytest.mark.parametrize("limit", [1, 20])
+def test_queue_active_limit_bounds_attempts_in_flight(make_server, world, limit):
+    """queue_active_limit: at most that many messages are in an attempt at once
+    (each holds its file open); the others wait their turn and still go. With a
+    receiver that takes 1 s per message, limit 1 sends three messages one after
+    the other on one connection; limit 20 opens a connection for each."""
+    srv, _ = make_relay_server(make_server, world, **{"queue_active_limit": str(limit),
+                                                     "relay.connection_idle": "5s"})
+    world.sink1.delay("data_end", 1.0)
+    for i in range(3):
+        submit(srv, [f"user{i}@remote.test"], subject=f"slot {i}")
+    msgs = world.sink1.wait_for(3, timeout=30)
+    assert sorted(m.rcpts[0] for m in msgs) == [f"user{i}@remote.test" for i in range(3)]
+    assert world.sink1.connections == (1 if limit == 1 else 3), world.sink1.transcript()
+    deadline = time.time() + 10
+    while not srv.queue_empty() and time.time() < deadline:
+        time.sleep(0.05)
+    assert srv.queue_empty()
