@@ -8,12 +8,20 @@ QUIT) unless reuse is asked for (smtp-source -d), no pipelining, a body of LENGT
 octets. The sessions are spread over a few processes running asyncio, so the
 generator is not limited by one Python interpreter.
 
-Standalone: loadgen.py [-s 20] [-m 1000] [-l 2048] [-d] [-f FROM] [-t TO] HOST:PORT
+For submission (bench/relay): --starttls upgrades each connection after EHLO (full
+handshake, no resumption, certificate not checked) and says EHLO again; --auth
+USER:PASS then logs in with AUTH PLAIN once per connection; -M N closes the
+connection after N messages (with -d).
+
+Standalone: loadgen.py [-s 20] [-m 1000] [-l 2048] [-d [-M N]] [--starttls]
+            [--auth USER:PASS] [-f FROM] [-t TO] HOST:PORT
 """
 import argparse
 import asyncio
+import base64
 import multiprocessing
 import os
+import ssl
 import sys
 import time
 
@@ -43,10 +51,20 @@ async def _cmd(reader, writer, data, want):
         raise RuntimeError(f"{data[:10]!r} -> {code}")
 
 
-async def _session(host, port, take, sender, rcpt, size, reuse, stats):
+def _client_tls():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+async def _session(host, port, take, sender, rcpt, size, reuse, stats, opts):
     payload = message_bytes(size, sender, rcpt, 0)
     mail = f"MAIL FROM:<{sender}>\r\n".encode()
     rcpt_cmd = f"RCPT TO:<{rcpt}>\r\n".encode()
+    tls = _client_tls() if opts.get("starttls") else None
+    auth = opts.get("auth")
+    per_conn = opts.get("per_conn") or 0
     while take():
         writer = None
         try:
@@ -54,13 +72,23 @@ async def _session(host, port, take, sender, rcpt, size, reuse, stats):
             if await _reply(reader) != 220:
                 raise RuntimeError("greeting")
             await _cmd(reader, writer, b"EHLO loadgen.localdomain\r\n", 250)
+            if tls is not None:
+                await _cmd(reader, writer, b"STARTTLS\r\n", 220)
+                await writer.start_tls(tls)
+                await _cmd(reader, writer, b"EHLO loadgen.localdomain\r\n", 250)
+            if auth is not None:
+                user, password = auth
+                token = base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode())
+                await _cmd(reader, writer, b"AUTH PLAIN " + token + b"\r\n", 235)
+            sent = 0
             while True:
                 await _cmd(reader, writer, mail, 250)
                 await _cmd(reader, writer, rcpt_cmd, 250)
                 await _cmd(reader, writer, b"DATA\r\n", 354)
                 await _cmd(reader, writer, payload, 250)
                 stats[0] += 1
-                if not reuse or not take():
+                sent += 1
+                if not reuse or (per_conn and sent >= per_conn) or not take():
                     break
             writer.write(b"QUIT\r\n")
             await _reply(reader)
@@ -75,7 +103,7 @@ async def _session(host, port, take, sender, rcpt, size, reuse, stats):
                     pass
 
 
-def _worker(host, port, sessions, counter, total, sender, rcpt, size, reuse, result):
+def _worker(host, port, sessions, counter, total, sender, rcpt, size, reuse, result, opts):
     def take():
         with counter.get_lock():
             if counter.value >= total:
@@ -86,22 +114,25 @@ def _worker(host, port, sessions, counter, total, sender, rcpt, size, reuse, res
     stats = [0, 0]
 
     async def main():
-        await asyncio.gather(*(_session(host, port, take, sender, rcpt, size, reuse, stats)
+        await asyncio.gather(*(_session(host, port, take, sender, rcpt, size, reuse, stats,
+                                        opts)
                                for _ in range(sessions)))
     asyncio.run(main())
     result.put(tuple(stats))
 
 
 def run(host, port, sessions=20, messages=1000, size=2048, sender="bench@loadgen.test",
-        rcpt="alice@example.test", reuse=False, procs=None):
-    """Sends messages; returns (accepted, failed, seconds)."""
+        rcpt="alice@example.test", reuse=False, procs=None, starttls=False, auth=None,
+        per_conn=0):
+    """Sends messages; returns (accepted, failed, seconds). auth is (user, password)."""
+    opts = {"starttls": starttls, "auth": auth, "per_conn": per_conn}
     procs = max(1, min(procs or os.cpu_count() or 1, sessions))
     counter = multiprocessing.Value("q", 0)
     result = multiprocessing.Queue()
     per = [sessions // procs + (1 if i < sessions % procs else 0) for i in range(procs)]
     t0 = time.monotonic()
     ps = [multiprocessing.Process(target=_worker, args=(host, port, n, counter, messages, sender,
-                                                         rcpt, size, reuse, result))
+                                                         rcpt, size, reuse, result, opts))
           for n in per]
     for p in ps:
         p.start()
@@ -120,12 +151,17 @@ def main():
     ap.add_argument("-m", type=int, default=1000, help="messages")
     ap.add_argument("-l", type=int, default=2048, help="body length")
     ap.add_argument("-d", action="store_true", help="reuse connections")
+    ap.add_argument("-M", type=int, default=0, help="with -d: messages per connection")
+    ap.add_argument("--starttls", action="store_true", help="STARTTLS after EHLO")
+    ap.add_argument("--auth", help="USER:PASS for AUTH PLAIN (after STARTTLS)")
     ap.add_argument("-f", default="bench@loadgen.test")
     ap.add_argument("-t", default="alice@example.test")
     ap.add_argument("target", help="HOST:PORT")
     a = ap.parse_args()
     host, port = a.target.rsplit(":", 1)
-    ok, failed, secs = run(host, int(port), a.s, a.m, a.l, a.f, a.t, a.d)
+    auth = tuple(a.auth.split(":", 1)) if a.auth else None
+    ok, failed, secs = run(host, int(port), a.s, a.m, a.l, a.f, a.t, a.d, starttls=a.starttls,
+                           auth=auth, per_conn=a.M)
     print(f"{ok} accepted, {failed} failed sessions, {secs:.2f} s, {ok / secs:.1f} msg/s")
     return 0 if failed == 0 else 1
 
