@@ -134,24 +134,30 @@ class Rampart:
         self.spool = self.state / "spool"
         self.config = root / "rampart.conf"
         self.logfile = root / "rampartd.log"
-        self.port = free_port()
         self.selectors = selectors
         self.keys = {}
         self.proc = None
         root.mkdir(parents=True, exist_ok=True)
+        self.cert, self.key, self.workers, self.sink_port = cert, key, workers, sink_port
+        self.write_config()
+
+    def write_config(self):
+        """With a port free now: one picked long before may have become some
+        client's ephemeral port meanwhile (the runs make many connections)."""
+        self.port = free_port()
         self.config.write_text("\n".join([
             'hostname = "bench.localdomain"',
             f'state_dir = "{self.state}"',
             f'data_dir = "{SRCDIR / "data"}"',
-            f'tls_cert = "{cert}"',
-            f'tls_key = "{key}"',
-            f"workers = {workers}",
+            f'tls_cert = "{self.cert}"',
+            f'tls_key = "{self.key}"',
+            f"workers = {self.workers}",
             "max_connections_per_ip = 5000",
             "shutdown_grace = 2s",
             f'listener submission {{ role = submission address = "{HOST}" port = {self.port} '
             f'max_connections = 5000 }}',
             f'relay.host = "{HOST}"',
-            f"relay.port = {sink_port}",
+            f"relay.port = {self.sink_port}",
             'relay.tls = "required"',
             "relay.mta_sts = false",
         ]) + "\n")
@@ -184,6 +190,7 @@ class Rampart:
             return "rampart"
 
     def start(self):
+        self.write_config()
         out = open(self.logfile, "ab")
         since = out.tell()
         self.proc = subprocess.Popen([str(self.build / "rampartd"), "-d", "-c", str(self.config)],
@@ -243,6 +250,10 @@ class PostfixStack:
         self.hash_scheme = hash_scheme
 
     def start(self):
+        # Ports picked now: older ones may have become clients' ephemeral ports.
+        self.opendkim.port = self.postfix.milter_port = free_port()
+        self.opendkim.write_conf()
+        self.port = self.postfix.port = free_port()
         self.dovecot.start()
         self.opendkim.start()
         self.postfix.configure()

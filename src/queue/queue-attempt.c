@@ -17,6 +17,7 @@
  */
 #include "queue/queue-private.h"
 #include "queue/envelope.h"
+#include "queue/queue-ctl.h"
 #include "lib/config.h"
 #include "lib/log.h"
 #include "lib/workpool.h"
@@ -88,9 +89,18 @@ wait_unlink(struct qmsg *m)
 	m->waiting = false;
 }
 
+/* The answer to an operator's hold or delete that waited for the attempt. */
+static void
+ctl_answer(struct qmsg *m, int rc, const char *error)
+{
+	if (m->ctl_req != NULL)
+		queue_ctl_answer(&m->ctl_req, rc, error);
+}
+
 void
 qmsg_free(struct qmsg *m)
 {
+	ctl_answer(m, -1, "the queue process is stopping");
 	if (m->waiting)
 		wait_unlink(m);
 	*m->prevp = m->next;
@@ -151,24 +161,33 @@ attempt_finish(struct qattempt *a)
 	m->attempt = NULL;
 	m->busy = false;
 	if (gone) {
+		ctl_answer(m, -1, "the message's spool file is gone");
 		qmsg_free(m);
 		return;
 	}
 	if (pending == 0 || m->remove_after) {
-		if (spool_remove(q->spool, m->id, &error) < 0)
+		int rc = spool_remove(q->spool, m->id, &error);
+		if (rc < 0)
 			log_warn("queue: %s: cannot remove: %s", m->id, error);
-		if (pending == 0)
+		if (pending == 0) {
 			log_info("queue: %s done", m->id);
-		else
+			/* A delete is satisfied (nothing is left); a hold is not. */
+			ctl_answer(m, m->remove_after ? 0 : -1,
+			    "it was delivered by the attempt that was under way");
+		} else {
 			log_info("queue: %s deleted by the operator", m->id);
+			ctl_answer(m, rc, rc < 0 ? error : NULL);
+		}
 		qmsg_free(m);
 		return;
 	}
 	if (m->hold_after) {
-		if (spool_hold(q->spool, m->id, &error) < 0)
+		int rc = spool_hold(q->spool, m->id, &error);
+		if (rc < 0)
 			log_error("queue: %s: cannot hold: %s", m->id, error);
 		else
 			log_info("queue: %s held by the operator", m->id);
+		ctl_answer(m, rc, rc < 0 ? error : NULL);
 		qmsg_free(m);
 		return;
 	}

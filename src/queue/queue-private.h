@@ -69,6 +69,7 @@ struct qmsg {
 	bool recovered;             /* found at start-up: an earlier copy may exist */
 	bool delay_warned;
 	bool hold_after, remove_after;  /* admin asked during an attempt */
+	struct queue_ctl_req *ctl_req;  /* ... and waits for the answer */
 	time_t next_attempt;        /* 0 = not scheduled */
 	char last_error[512];
 	struct qattempt *attempt;   /* while busy */

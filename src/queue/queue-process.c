@@ -374,8 +374,14 @@ ctl_remove(const char *id, void *ctx, const char **error_r)
 	if (m == NULL)
 		return -1;
 	if (m->busy) {
-		m->remove_after = true;   /* after the attempt under way */
-		return 0;
+		/* After the attempt under way; the answer waits for it. */
+		if (m->ctl_req != NULL) {
+			*error_r = "another request for this message waits for its delivery attempt";
+			return -1;
+		}
+		m->remove_after = true;
+		m->ctl_req = queue_ctl_defer(q->ctl);
+		return 1;
 	}
 	if (spool_remove(q->spool, id, error_r) < 0)
 		return -1;
@@ -392,8 +398,13 @@ ctl_hold(const char *id, void *ctx, const char **error_r)
 	if (m == NULL)
 		return -1;
 	if (m->busy) {
+		if (m->ctl_req != NULL) {
+			*error_r = "another request for this message waits for its delivery attempt";
+			return -1;
+		}
 		m->hold_after = true;
-		return 0;
+		m->ctl_req = queue_ctl_defer(q->ctl);
+		return 1;
 	}
 	if (spool_hold(q->spool, id, error_r) < 0)
 		return -1;

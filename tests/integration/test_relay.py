@@ -261,3 +261,57 @@ def test_queue_active_limit_bounds_attempts_in_flight(make_server, world, limit)
     while not srv.queue_empty() and time.time() < deadline:
         time.sleep(0.05)
     assert srv.queue_empty()
+
+
+def submit_for_id(srv, rcpt, subject):
+    """Submits one message; its queue id (from the 250 reply)."""
+    s = login(srv)
+    s.mail(ALICE)
+    assert s.rcpt(rcpt)[0] == 250
+    code, text = s.data(f"From: <{ALICE}>\r\nTo: <{rcpt}>\r\nSubject: {subject}\r\n\r\nHi.\r\n")
+    s.quit()
+    assert code == 250, text
+    return re.search(rb"queued as (\S+)", text).group(1).decode()
+
+
+def wait_in_delivery(srv, qid):
+    deadline = time.time() + 20
+    while "being delivered now" not in srv.cli("queue", "show", qid).stdout:
+        assert time.time() < deadline, srv.log_text()[-3000:]
+        time.sleep(0.05)
+
+
+def test_hold_and_delete_during_an_attempt_answer_when_it_ends(make_server, world):
+    """`rampart queue hold|delete ID` while ID is being delivered: the answer waits
+    for the attempt. A hold after an attempt that ended 4xx puts the message in
+    hold/ (no retry); a delete after an attempt that delivered it says ok; a
+    hold after an attempt that delivered it says it came too late (exit 1)."""
+    srv, _ = make_relay_server(make_server, world)
+    for sink in (world.sink1, world.sink2):
+        sink.fail("data_end", "451 4.3.0 try later", delay=1.5)
+    qid = submit_for_id(srv, "carol@remote.test", "hold me")
+    wait_in_delivery(srv, qid)
+    t0 = time.time()
+    r = srv.cli("queue", "hold", qid)
+    assert time.time() - t0 > 0.3, "answered before the attempt ended"
+    assert "being delivered" not in srv.cli("queue", "show", qid).stdout
+    assert "held" in srv.cli("queue", "show", qid).stdout
+    assert f"queue: {qid} held by the operator" in srv.log_text()
+    assert world.sink1.messages == [] and world.sink2.messages == []
+
+    for sink in (world.sink1, world.sink2):
+        sink.clear()
+        sink.delay("data_end", 1.5)
+    qid2 = submit_for_id(srv, "dave@remote.test", "delete me")
+    wait_in_delivery(srv, qid2)
+    r = srv.cli("queue", "delete", qid2)
+    assert r.returncode == 0, r.stderr
+    assert len(world.sink1.messages) == 1        # the attempt finished its work
+    assert qid2 not in srv.cli("queue", "list").stdout
+
+    qid3 = submit_for_id(srv, "erin@remote.test", "too late to hold")
+    wait_in_delivery(srv, qid3)
+    r = srv.cli("queue", "hold", qid3, check=False)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "delivered by the attempt" in r.stderr
+    assert len(world.sink1.messages) == 2
