@@ -729,6 +729,7 @@ compose_status(struct compose *c)
 struct ret_lines {
 	struct out *o;
 	bool headers_only;  /* stop after the empty line that ends the header section */
+	bool body;          /* past that empty line */
 	bool done;
 	bool cr;            /* the last octet seen was a CR */
 	size_t raw;         /* octets of the current line seen, CR aside */
@@ -743,10 +744,17 @@ ret_line_end(struct ret_lines *r)
 		r->done = true; /* cut at a line boundary */
 		return;
 	}
-	out_add(r->o, r->line, r->len);
-	out_add(r->o, "\r\n", 2);
-	if (r->headers_only && r->raw == 0)
-		r->done = true;
+	/* A header line that had only dropped octets (NULs) is left out: written
+	 * empty it would end the header section early for whoever reads it. */
+	if (r->body || r->len > 0 || r->raw == 0) {
+		out_add(r->o, r->line, r->len);
+		out_add(r->o, "\r\n", 2);
+	}
+	if (r->raw == 0) {
+		r->body = true;
+		if (r->headers_only)
+			r->done = true;
+	}
 	r->raw = r->len = 0;
 	r->cr = false;
 }

@@ -104,7 +104,8 @@ int dsn_compose(const struct dsn_params *p, char **msg_r, size_t *len_r, const c
 bool dsn_has_8bit(const char *msg, size_t len);
 
 /* The Status to report for a remote reply: its enhanced code when it has one
- * whose class matches the reply code, else 5.0.0 / 4.0.0 (RFC 3463 §3). buf
+ * whose class matches the reply code, else 2.0.0 / 4.0.0 / 5.0.0 by the reply's
+ * class (RFC 3463 §3). buf
  * holds at least 16 octets; returns buf. */
 const char *dsn_status_of_reply(unsigned code, const char *enhanced, char *buf);
 

@@ -681,6 +681,21 @@ static void test_returned_headers_shapes(void **state)
 	assert_string_equal(m.part_body[2], "Subject: a\r\nX-B: bcd\r\n\r\n");
 	parsed_free(&m);
 
+	/* a header line of NULs only is left out, not written as an empty line that
+	 * would end the header section early (found by fuzz-dsn); in the body an
+	 * empty line stays */
+	static const char nul_line[] = "Subject: s\r\n\0\r\nX-After: h\r\n\r\nbody\r\n\0\r\nend\r\n";
+	fixture_message(&f, nul_line, sizeof(nul_line) - 1);
+	f.env->ret = ENVELOPE_RET_HDRS;
+	compose_ok(&f, &m);
+	assert_string_equal(m.part_body[2], "Subject: s\r\nX-After: h\r\n\r\n");
+	parsed_free(&m);
+	f.env->ret = ENVELOPE_RET_FULL;
+	compose_ok(&f, &m);
+	assert_string_equal(m.part_body[2], "Subject: s\r\nX-After: h\r\n\r\nbody\r\n\r\nend\r\n");
+	parsed_free(&m);
+	f.env->ret = ENVELOPE_RET_HDRS;
+
 	/* an empty message: an empty part */
 	fixture_message(&f, "", 0);
 	compose_ok(&f, &m);
