@@ -59,6 +59,11 @@ if ! "$RAMPART" -c "$CONF" user list example.test | grep -qx dev@example.test; t
     echo "Created user dev@example.test with password (shown once):"
     "$RAMPART" -c "$CONF" user add dev@example.test --generate-password
 fi
+if ! ls "$RUN/state/dkim/example.test/"*.key >/dev/null 2>&1; then
+    # Outgoing mail is signed by default: one ed25519 and one RSA key.
+    "$RAMPART" -c "$CONF" dkim keygen example.test --type ed25519 >/dev/null
+    "$RAMPART" -c "$CONF" dkim keygen example.test --type rsa >/dev/null
+fi
 
 cat <<INFO
 
@@ -79,6 +84,11 @@ by its domain's DMARC policy (550 5.7.1):
 Submit as dev@example.test (STARTTLS, then AUTH; swaks asks for the password):
   swaks --server 127.0.0.1:$SUB_PORT --tls --auth PLAIN --auth-user dev@example.test --from dev@example.test --to dev@example.test
 Every login attempt is in $RUN/state/audit.log:  build/rampart -c $CONF log -f
+What dev@example.test sends is DKIM-signed (ed25519 and RSA); the DNS records to
+publish:  build/rampart -c $CONF dkim list example.test
+Mail to other domains leaves by their MX hosts (here answered from dns.zone, so it
+bounces back to dev with an RFC 3464 report); set relay.host for a smarthost.
+Watch the queue:  build/rampart -c $CONF queue list
 
 INFO
 exec "$RAMPARTD" -d -c "$CONF"
