@@ -41,6 +41,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "lib"))
 import loadgen          # noqa: E402
+from benchutil import count_files, cpu_busy, free_port, log   # noqa: E402
 import postfix_relay    # noqa: E402
 import procmem          # noqa: E402
 from tlssink import TlsSink   # noqa: E402
@@ -58,29 +59,6 @@ BASELINE_E2E = 837
 
 class BenchError(Exception):
     pass
-
-
-def log(msg):
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def cpu_busy():
-    f = [int(x) for x in open("/proc/stat").readline().split()[1:]]
-    return sum(f) - f[3] - f[4], sum(f)
-
-
-def count_files(d):
-    try:
-        with os.scandir(d) as it:
-            return sum(1 for _ in it)
-    except FileNotFoundError:
-        return 0
 
 
 def txt_p(rdata):
