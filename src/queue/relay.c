@@ -108,8 +108,11 @@ job_finish(struct dest *d, struct rjob *rj)
 		char line[SMTP_REPLY_MAX_TEXT + 32];
 		const char *what = rc->result.code / 100 == 2 ? "sent" :
 		    rc->result.code / 100 == 5 ? "bounced" : "deferred";
-		log_info("relay: %s to=<%s> host=%s[%s] tls=%s status=%s (%s)", job->id, rc->address,
-		    job->host[0] != '\0' ? job->host : "none", job->addr, job->tls[0] != '\0' ?
+		/* host=none when no host was reached (no route, every host down). */
+		log_info("relay: %s to=<%s> host=%s%s%s%s tls=%s status=%s (%s)", job->id,
+		    rc->address, job->host[0] != '\0' ? job->host : "none",
+		    job->addr[0] != '\0' ? "[" : "", job->addr, job->addr[0] != '\0' ? "]" : "",
+		    job->tls[0] != '\0' ?
 		    job->tls : "none", what, smtp_reply_format(&rc->result, line, sizeof(line)));
 	}
 	rj->done(job, rj->arg);

@@ -223,6 +223,9 @@ def test_null_mx_bounces_at_once(make_server, world):
     assert "Status: 5.1.10" in text
     assert "null MX" in text
     assert world.sink1.messages == [] and world.sink2.messages == []
+    # No host was reached: the log line says so without an empty address.
+    assert re.search(r"relay: \S+ to=<someone@nullmx\.test> host=none tls=none status=bounced "
+                     r"\(5\d\d 5\.1\.10 ", srv.log_text()), srv.log_text()[-2000:]
 
 
 def test_second_mx_takes_the_mail_when_the_first_is_down(make_server, world):
