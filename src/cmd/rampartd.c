@@ -654,10 +654,15 @@ main(int argc, char **argv)
 	 * descriptor: the soft limit (often 1024) goes up to the hard one, for
 	 * this process and the children it starts. */
 	struct rlimit nofile;
-	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
-		nofile.rlim_cur = nofile.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &nofile) < 0)
-			log_warn("cannot raise the open-file limit: %m");
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+		/* An unlimited hard limit is still capped by the kernel (nr_open). */
+		rlim_t want = nofile.rlim_max == RLIM_INFINITY || nofile.rlim_max > 1048576 ?
+		    1048576 : nofile.rlim_max;
+		if (nofile.rlim_cur < want) {
+			nofile.rlim_cur = want;
+			if (setrlimit(RLIMIT_NOFILE, &nofile) < 0)
+				log_warn("cannot raise the open-file limit: %m");
+		}
 	}
 	struct passwd *owner = NULL;
 	if (geteuid() == 0) {

@@ -1,5 +1,6 @@
 """rampartd as a process: configuration check, overrides, signals, child restarts."""
 import os
+import resource
 import signal
 import smtplib
 import socket
@@ -363,3 +364,21 @@ def test_child_failing_at_startup_backs_off(tmp_path, tls_files):
         srv.wait_messages("alice", 1)
     finally:
         assert srv.stop() == 0
+
+
+def test_open_file_limit_is_raised_to_the_hard_limit(make_server):
+    """Connections and messages in delivery each hold a descriptor: rampartd lifts
+    a low soft limit (1024 here) to the hard one (at most 1048576) for every child."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard <= 1024:
+        pytest.skip(f"the hard open-file limit here is only {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+    try:
+        srv = make_server()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    want = hard if hard != resource.RLIM_INFINITY and hard <= 1048576 else 1048576
+    for role in ("queue", "front", "auth"):
+        for pid in srv.pids(role):
+            line = [l for l in open(f"/proc/{pid}/limits") if l.startswith("Max open files")][0]
+            assert int(line.split()[3]) == want, (role, line)
