@@ -139,6 +139,9 @@ struct config {
 struct config *config_load(const char *path, char *const *overrides, size_t noverrides,
     char **error_r);
 void config_free(struct config **cfg);
+/* Wipes every secret setting (relay.password) to "": each child but the one
+ * that uses it calls this first thing, so a front holds no secret. */
+void config_forget_secrets(struct config *cfg);
 
 const char *listener_role_name(enum listener_role role);
 
