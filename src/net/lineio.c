@@ -392,21 +392,13 @@ lineio_close_after_flush(struct lineio *io)
 		bufferevent_trigger(io->bev, EV_WRITE, BEV_OPT_DEFER_CALLBACKS);
 }
 
-int
-lineio_starttls(struct lineio *io, SSL_CTX *tls_ctx, const char *reply)
+/* Puts a TLS filter over the connection (STARTTLS, either side); ssl is
+ * consumed, freed on failure. */
+static int
+lineio_wrap_tls(struct lineio *io, SSL *ssl, enum bufferevent_ssl_state state)
 {
-	/* RFC 3207 §4.2: anything the client sent after STARTTLS, before the
-	 * handshake, must be discarded (command injection). */
-	struct evbuffer *in = bufferevent_get_input(io->bev);
-	evbuffer_drain(in, evbuffer_get_length(in));
-	SSL *ssl = lineio_new_ssl(tls_ctx);
-	if (ssl == NULL)
-		return -1;
-	bufferevent_write(io->bev, reply, strlen(reply));
-	/* The clear-text reply is already in the socket bufferevent's output; the
-	 * filter writes its TLS records after it, in order. */
-	struct bufferevent *tls = bufferevent_openssl_filter_new(io->base, io->bev, ssl,
-	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	struct bufferevent *tls = bufferevent_openssl_filter_new(io->base, io->bev, ssl, state,
+	    BEV_OPT_CLOSE_ON_FREE);
 	if (tls == NULL) {
 		SSL_free(ssl);
 		return -1;
@@ -420,26 +412,31 @@ lineio_starttls(struct lineio *io, SSL_CTX *tls_ctx, const char *reply)
 }
 
 int
+lineio_starttls(struct lineio *io, SSL_CTX *tls_ctx, const char *reply)
+{
+	/* RFC 3207 §4.2: anything the client sent after STARTTLS, before the
+	 * handshake, must be discarded (command injection). */
+	struct evbuffer *in = bufferevent_get_input(io->bev);
+	evbuffer_drain(in, evbuffer_get_length(in));
+	SSL *ssl = lineio_new_ssl(tls_ctx);
+	if (ssl == NULL)
+		return -1;
+	bufferevent_write(io->bev, reply, strlen(reply));
+	/* The clear-text reply is already in the socket bufferevent's output; the
+	 * filter writes its TLS records after it, in order. */
+	return lineio_wrap_tls(io, ssl, BUFFEREVENT_SSL_ACCEPTING);
+}
+
+int
 lineio_starttls_client(struct lineio *io, SSL *ssl, lineio_tls_done_fn *done)
 {
 	/* RFC 3207 §4.2: what the server sent after its 220, before the handshake,
 	 * is not to be trusted (injection); it is dropped unread. */
 	struct evbuffer *in = bufferevent_get_input(io->bev);
 	evbuffer_drain(in, evbuffer_get_length(in));
-	struct bufferevent *tls = bufferevent_openssl_filter_new(io->base, io->bev, ssl,
-	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
-	if (tls == NULL) {
-		SSL_free(ssl);
-		return -1;
-	}
-	bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
-	io->bev = tls;
-	io->ssl = ssl;
 	io->tls_done = done;
 	io->discarding = false;
-	lineio_setup_bev(io);
-	lineio_start_handshake_timer(io);
-	return 0;
+	return lineio_wrap_tls(io, ssl, BUFFEREVENT_SSL_CONNECTING);
 }
 
 bool

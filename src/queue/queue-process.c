@@ -358,6 +358,20 @@ ctl_retry_all(void *ctx, const char **error_r)
 	return 0;
 }
 
+/* An operator's change to a message in a delivery attempt is made when the
+ * attempt ends (queue-attempt.c), and answered then: one such request at a time. */
+static int
+after_attempt(struct queue_ctx *q, struct qmsg *m, bool *flag, const char **error_r)
+{
+	if (m->ctl_req != NULL) {
+		*error_r = "another request for this message waits for its delivery attempt";
+		return -1;
+	}
+	*flag = true;
+	m->ctl_req = queue_ctl_defer(q->ctl);
+	return 1;
+}
+
 static int
 ctl_remove(const char *id, void *ctx, const char **error_r)
 {
@@ -373,16 +387,8 @@ ctl_remove(const char *id, void *ctx, const char **error_r)
 	struct qmsg *m = ctl_find(q, id, error_r);
 	if (m == NULL)
 		return -1;
-	if (m->busy) {
-		/* After the attempt under way; the answer waits for it. */
-		if (m->ctl_req != NULL) {
-			*error_r = "another request for this message waits for its delivery attempt";
-			return -1;
-		}
-		m->remove_after = true;
-		m->ctl_req = queue_ctl_defer(q->ctl);
-		return 1;
-	}
+	if (m->busy)
+		return after_attempt(q, m, &m->remove_after, error_r);
 	if (spool_remove(q->spool, id, error_r) < 0)
 		return -1;
 	log_info("queue: %s deleted by the operator", id);
@@ -397,15 +403,8 @@ ctl_hold(const char *id, void *ctx, const char **error_r)
 	struct qmsg *m = ctl_find(q, id, error_r);
 	if (m == NULL)
 		return -1;
-	if (m->busy) {
-		if (m->ctl_req != NULL) {
-			*error_r = "another request for this message waits for its delivery attempt";
-			return -1;
-		}
-		m->hold_after = true;
-		m->ctl_req = queue_ctl_defer(q->ctl);
-		return 1;
-	}
+	if (m->busy)
+		return after_attempt(q, m, &m->hold_after, error_r);
 	if (spool_hold(q->spool, id, error_r) < 0)
 		return -1;
 	log_info("queue: %s held by the operator", id);
