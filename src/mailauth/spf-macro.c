@@ -13,36 +13,14 @@
 #include <assert.h>
 #include <string.h>
 
+#include "lib/ascii.h"
+
 /* Transformer digits beyond this are all the parts anyway (a value is never
  * this long): saturating keeps the arithmetic safe. */
 #define DIGITS_CAP 100000u
 /* What a domain expansion keeps of its right-hand side once the buffer is
  * full: more than a 253-octet name and the dot before it. */
 #define DOMAIN_KEEP 300
-
-static bool
-is_alpha(unsigned char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static bool
-is_digit(unsigned char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static bool
-is_alnum(unsigned char c)
-{
-	return is_alpha(c) || is_digit(c);
-}
-
-static unsigned char
-to_lower(unsigned char c)
-{
-	return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
-}
 
 /* delimiter = "." / "-" / "+" / "," / "/" / "_" / "=" (§7.1) */
 static bool
@@ -71,9 +49,9 @@ is_toplabel(const char *s, size_t len)
 		unsigned char c = (unsigned char)s[i];
 		if (c == '-')
 			hyphen = true;
-		else if (is_alpha(c))
+		else if (ascii_is_alpha(c))
 			alpha = true;
-		else if (!is_digit(c))
+		else if (!ascii_is_digit(c))
 			return false;
 	}
 	if (!hyphen)
@@ -97,16 +75,16 @@ parse_expand(const char *text, size_t len, size_t *pos, enum spf_macro_kind kind
 		return 0;
 	}
 	letter = (unsigned char)text[p++];
-	if (strchr("slodiphcrtv", to_lower(letter)) == NULL || letter == '\0') {
+	if (strchr("slodiphcrtv", ascii_lower(letter)) == NULL || letter == '\0') {
 		*error_r = "an unknown macro letter (RFC 7208 section 7.2)";
 		return 0;
 	}
-	if (kind != SPF_MACRO_EXPLAIN && strchr("crt", to_lower(letter)) != NULL) {
+	if (kind != SPF_MACRO_EXPLAIN && strchr("crt", ascii_lower(letter)) != NULL) {
 		*error_r = "the macro letters c, r and t are allowed only in explanation "
 		    "text (RFC 7208 section 7.2)";
 		return 0;
 	}
-	while (p < len && is_digit((unsigned char)text[p])) {
+	while (p < len && ascii_is_digit((unsigned char)text[p])) {
 		have_digits = true;
 		digits = digits * 10 + (unsigned)(text[p++] - '0');
 		if (digits > DIGITS_CAP)
@@ -116,7 +94,7 @@ parse_expand(const char *text, size_t len, size_t *pos, enum spf_macro_kind kind
 		*error_r = "a macro keeps zero parts; the number must be nonzero (RFC 7208 section 7.3)";
 		return 0;
 	}
-	if (p < len && to_lower((unsigned char)text[p]) == 'r')
+	if (p < len && ascii_lower((unsigned char)text[p]) == 'r')
 		p++;
 	while (p < len && is_delimiter((unsigned char)text[p]))
 		p++;
@@ -188,7 +166,7 @@ spf_macro_uses_p(const char *text)
 	for (const char *s = text; *s != '\0'; s++) {
 		if (s[0] != '%' || s[1] == '\0')
 			continue;
-		if (s[1] == '{' && to_lower((unsigned char)s[2]) == 'p')
+		if (s[1] == '{' && ascii_lower((unsigned char)s[2]) == 'p')
 			return true;
 		s++;    /* "%%", "%_", "%-", or the "{" */
 	}
@@ -225,7 +203,7 @@ out_value_char(struct out *o, unsigned char c, bool escape)
 {
 	static const char hex[] = "0123456789ABCDEF";
 
-	if (!escape || is_alnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+	if (!escape || ascii_is_alnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
 		out_char(o, (char)c);
 		return;
 	}
@@ -293,7 +271,7 @@ out_transformed(struct out *o, const char *value, unsigned keep, bool reverse,
 static const char *
 letter_value(const struct spf_macro_ctx *ctx, unsigned char letter)
 {
-	switch (to_lower(letter)) {
+	switch (ascii_lower(letter)) {
 	case 's': return ctx->s;
 	case 'l': return ctx->l;
 	case 'o': return ctx->o;
@@ -320,12 +298,12 @@ expand_one(struct out *o, const char *text, size_t *pos, const struct spf_macro_
 	char delims[8];
 	size_t nd = 0;
 
-	while (is_digit((unsigned char)text[p])) {
+	while (ascii_is_digit((unsigned char)text[p])) {
 		keep = keep * 10 + (unsigned)(text[p++] - '0');
 		if (keep > DIGITS_CAP)
 			keep = DIGITS_CAP;
 	}
-	if (to_lower((unsigned char)text[p]) == 'r') {
+	if (ascii_lower((unsigned char)text[p]) == 'r') {
 		reverse = true;
 		p++;
 	}
@@ -341,7 +319,7 @@ expand_one(struct out *o, const char *text, size_t *pos, const struct spf_macro_
 	*pos = p + 1;
 	const char *value = letter_value(ctx, letter);
 	out_transformed(o, value != NULL ? value : "", keep, reverse, delims,
-	    is_alpha(letter) && letter < 'a');
+	    ascii_is_alpha(letter) && letter < 'a');
 }
 
 /* §7.3: a name longer than 253 octets loses whole labels from the left. */

@@ -4,6 +4,7 @@
  * lineio's; the verdict is read afterwards with tls_client_verified().
  */
 #include "net/tls-client.h"
+#include "net/tls.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -17,34 +18,19 @@
  * tls_client_verified() knows what "verified" means for it. */
 static int tls_mode_index = -1;
 
-static char *
-tls_client_error(const char *what, const char *path)
-{
-	char buf[256] = "";
-	unsigned long e = ERR_get_error();
-	if (e != 0)
-		ERR_error_string_n(e, buf, sizeof(buf));
-	ERR_clear_error();
-	char *out;
-	if (asprintf(&out, "%s%s%s: %s", what, path[0] != '\0' ? " " : "", path,
-	    buf[0] != '\0' ? buf : "failed") < 0)
-		return NULL;
-	return out;
-}
-
 SSL_CTX *
 tls_client_ctx_new(const char *ca_file, char **error_r)
 {
 	if (tls_mode_index < 0) {
 		tls_mode_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 		if (tls_mode_index < 0) {
-			*error_r = tls_client_error("cannot allocate TLS ex_data index", "");
+			*error_r = tls_error("cannot allocate TLS ex_data index", "");
 			return NULL;
 		}
 	}
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
 	if (ctx == NULL) {
-		*error_r = tls_client_error("cannot create TLS client context", "");
+		*error_r = tls_error("cannot create TLS client context", "");
 		return NULL;
 	}
 	/* RFC 8996: nothing older than TLS 1.2. */
@@ -58,13 +44,13 @@ tls_client_ctx_new(const char *ca_file, char **error_r)
 	    SSL_CTX_load_verify_locations(ctx, ca_file, NULL) :
 	    SSL_CTX_set_default_verify_paths(ctx);
 	if (ok != 1) {
-		*error_r = tls_client_error("cannot load trusted roots",
+		*error_r = tls_error("cannot load trusted roots",
 		    ca_file != NULL ? ca_file : "");
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
 	if (SSL_CTX_dane_enable(ctx) <= 0) {
-		*error_r = tls_client_error("cannot enable DANE", "");
+		*error_r = tls_error("cannot enable DANE", "");
 		SSL_CTX_free(ctx);
 		return NULL;
 	}

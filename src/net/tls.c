@@ -6,7 +6,7 @@
 
 #include <openssl/err.h>
 
-static char *
+char *
 tls_error(const char *what, const char *path)
 {
 	char buf[256] = "";
@@ -15,7 +15,8 @@ tls_error(const char *what, const char *path)
 		ERR_error_string_n(e, buf, sizeof(buf));
 	ERR_clear_error();
 	char *out;
-	if (asprintf(&out, "%s %s: %s", what, path, buf[0] != '\0' ? buf : "failed") < 0)
+	if (asprintf(&out, "%s%s%s: %s", what, path[0] != '\0' ? " " : "", path,
+	    buf[0] != '\0' ? buf : "failed") < 0)
 		return NULL;
 	return out;
 }

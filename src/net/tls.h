@@ -14,5 +14,8 @@
 /* Loads the certificate chain and key; NULL with a malloc'd sentence in *error_r. */
 SSL_CTX *tls_server_ctx_new(const char *cert_path, const char *key_path, char **error_r);
 void tls_ctx_free(SSL_CTX **ctx);
+/* "WHAT PATH: OpenSSL's first queued error" (PATH left out when ""), malloc'd;
+ * clears OpenSSL's error queue. NULL when out of memory. */
+char *tls_error(const char *what, const char *path);
 
 #endif

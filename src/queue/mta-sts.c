@@ -18,41 +18,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/ascii.h"
 #include "lib/error.h"
-
-static bool
-is_alpha(unsigned char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static bool
-is_digit(unsigned char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static bool
-is_wsp(unsigned char c)
-{
-	return c == ' ' || c == '\t';
-}
-
-static char
-lower(char c)
-{
-	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
-}
 
 /* sts-ext-name / sts-policy-ext-name = (ALPHA / DIGIT) *31(ALPHA / DIGIT / "_" / "-" / ".") */
 static bool
 ext_name_valid(const char *s, size_t len)
 {
-	if (len == 0 || len > 32 || !(is_alpha((unsigned char)s[0]) || is_digit((unsigned char)s[0])))
+	if (len == 0 || len > 32 || !(ascii_is_alpha((unsigned char)s[0]) || ascii_is_digit((unsigned char)s[0])))
 		return false;
 	for (size_t i = 1; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
-		if (!is_alpha(c) && !is_digit(c) && c != '_' && c != '-' && c != '.')
+		if (!ascii_is_alpha(c) && !ascii_is_digit(c) && c != '_' && c != '-' && c != '.')
 			return false;
 	}
 	return true;
@@ -68,7 +45,7 @@ mta_sts_txt_is_sts(const char *txt, size_t len)
 	 * claims to be one but is not valid. */
 	if (len < 7 || memcmp(txt, "v=STSv1", 7) != 0)
 		return false;
-	return len == 7 || txt[7] == ';' || is_wsp((unsigned char)txt[7]);
+	return len == 7 || txt[7] == ';' || ascii_is_wsp((unsigned char)txt[7]);
 }
 
 /*
@@ -90,19 +67,19 @@ mta_sts_txt_parse(const char *txt, size_t len, char id_out[33])
 	for (;;) {
 		size_t start, eq;
 
-		while (i < len && is_wsp((unsigned char)txt[i]))
+		while (i < len && ascii_is_wsp((unsigned char)txt[i]))
 			i++;
 		if (i == len)
 			break;
 		if (txt[i] != ';')
 			return -1;
 		i++;
-		while (i < len && is_wsp((unsigned char)txt[i]))
+		while (i < len && ascii_is_wsp((unsigned char)txt[i]))
 			i++;
 		if (i == len)
 			break;          /* the optional final delimiter */
 		start = i;
-		while (i < len && txt[i] != '=' && txt[i] != ';' && !is_wsp((unsigned char)txt[i]))
+		while (i < len && txt[i] != '=' && txt[i] != ';' && !ascii_is_wsp((unsigned char)txt[i]))
 			i++;
 		if (i == len || txt[i] != '=' || !ext_name_valid(txt + start, i - start))
 			return -1;
@@ -120,7 +97,7 @@ mta_sts_txt_parse(const char *txt, size_t len, char id_out[33])
 			if (have_id || vlen > 32)
 				return -1;
 			for (size_t k = eq + 1; k < i; k++)
-				if (!is_alpha((unsigned char)txt[k]) && !is_digit((unsigned char)txt[k]))
+				if (!ascii_is_alpha((unsigned char)txt[k]) && !ascii_is_digit((unsigned char)txt[k]))
 					return -1;
 			memcpy(id_out, txt + eq + 1, vlen);
 			idlen = vlen;
@@ -182,7 +159,7 @@ mta_sts_domain_valid(const char *s, size_t len)
 			if (label == 0 || label > 63 || s[i - 1] == '-')
 				return false;
 			label = 0;
-		} else if (is_alpha(c) || is_digit(c) || (c == '-' && label > 0)) {
+		} else if (ascii_is_alpha(c) || ascii_is_digit(c) || (c == '-' && label > 0)) {
 			label++;
 		} else {
 			return false;
@@ -211,7 +188,7 @@ add_mx(struct mta_sts_policy *p, const char *v, size_t len, unsigned line, const
 	if ((copy = malloc(len + 1)) == NULL)
 		return error_fail(error_r, ENOMEM, "out of memory");
 	for (size_t i = 0; i < len; i++)
-		copy[i] = lower(v[i]);
+		copy[i] = (char)ascii_lower((unsigned char)v[i]);
 	copy[len] = '\0';
 	p->mx[p->nmx++] = copy;
 	return 0;
@@ -237,9 +214,9 @@ parse_line(struct mta_sts_policy *p, const char *s, size_t len, unsigned line, u
 		return error_fail(error_r, EINVAL, "line %u: not a \"key: value\" line", line);
 	if (!ext_name_valid(s, colon))
 		return error_fail(error_r, EINVAL, "line %u: not a valid field name", line);
-	for (v = colon + 1; v < len && is_wsp((unsigned char)s[v]); v++)
+	for (v = colon + 1; v < len && ascii_is_wsp((unsigned char)s[v]); v++)
 		;
-	while (end > v && is_wsp((unsigned char)s[end - 1]))
+	while (end > v && ascii_is_wsp((unsigned char)s[end - 1]))
 		end--;
 	if (end == v)
 		return error_fail(error_r, EINVAL, "line %u: empty value", line);
@@ -276,7 +253,7 @@ parse_line(struct mta_sts_policy *p, const char *s, size_t len, unsigned line, u
 			return error_fail(error_r, EINVAL, "line %u: max_age has more than 10 "
 			    "digits", line);
 		for (size_t i = 0; i < vlen; i++) {
-			if (!is_digit((unsigned char)val[i]))
+			if (!ascii_is_digit((unsigned char)val[i]))
 				return error_fail(error_r, EINVAL, "line %u: max_age is not a "
 				    "number", line);
 			n = n * 10 + (uint64_t)(val[i] - '0');
@@ -317,7 +294,7 @@ mta_sts_policy_parse(const char *text, size_t len, struct mta_sts_policy *p, con
 			    MTA_STS_LINE_MAX);
 		}
 		for (size_t i = 0; i < llen && blank; i++)
-			blank = is_wsp((unsigned char)text[pos + i]);
+			blank = ascii_is_wsp((unsigned char)text[pos + i]);
 		if (!blank && parse_line(p, text + pos, llen, line, &seen, error_r) < 0) {
 			mta_sts_policy_clear(p);
 			return -1;
@@ -342,7 +319,7 @@ name_eq(const char *a, const char *b, size_t blen)
 	if (strlen(a) != blen)
 		return false;
 	for (size_t i = 0; i < blen; i++)
-		if (a[i] != lower(b[i]))
+		if ((unsigned char)a[i] != ascii_lower((unsigned char)b[i]))
 			return false;
 	return true;
 }
