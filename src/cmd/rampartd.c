@@ -224,7 +224,7 @@ connect_pair(struct child *a, struct child *b)
 }
 
 static void
-spawn(struct parent *p, struct child *c, struct config *cfg)
+spawn(struct parent *p, struct child *c, const struct config *cfg)
 {
 	int fds[2];
 	if (ipc_socketpair(fds) < 0)
@@ -247,9 +247,6 @@ spawn(struct parent *p, struct child *c, struct config *cfg)
 		if (keep == NULL)
 			_exit(1);
 		keep[0] = fds[1];
-		/* The smarthost password is the queue's alone. */
-		if (c->kind != PROC_QUEUE)
-			config_forget_secrets(cfg);
 		switch (c->kind) {
 		case PROC_AUTH:
 			close_other_fds(keep, 1);

@@ -133,8 +133,8 @@ const struct setting config_settings[] = {
 	  "Port of the smarthost, or of every MX host (another value than 25 is for tests)." },
 	{ "relay.user", SETTING_STRING, "", C(relay_user), NOLIMIT,
 	  "User name for AUTH at the smarthost (PLAIN or LOGIN, over TLS only); empty = no AUTH." },
-	{ "relay.password", SETTING_SECRET, "", C(relay_password), NOLIMIT,
-	  "Password for AUTH at the smarthost (held by the queue process only)." },
+	{ "relay.password_file", SETTING_STRING, "", C(relay_password_file), NOLIMIT,
+	  "File holding the password for AUTH at the smarthost (one line; not readable by others). Read by the queue process alone, at start: no other process ever holds the password." },
 	{ "relay.tls", SETTING_STRING, "verify", C(relay_tls), NOLIMIT,
 	  "TLS to the smarthost: verify (STARTTLS and a certificate valid for relay.host), required (STARTTLS, any certificate) or opportunistic." },
 	{ "relay.ca_file", SETTING_STRING, "", C(relay_ca_file), NOLIMIT,
@@ -291,7 +291,6 @@ setting_parse_number(const struct setting *s, const char *text, int64_t *value_r
 		*value_r = v;
 		return 0;
 	case SETTING_STRING:
-	case SETTING_SECRET:
 		*error_r = "not a number";
 		return -1;
 	}

@@ -19,8 +19,6 @@ enum setting_type {
 	SETTING_DURATION,  /* seconds; s/m/h/d suffixes */
 	SETTING_MILLIS,    /* milliseconds; ms/s/m/h/d suffixes, bare number = ms */
 	SETTING_ROLE,      /* listener role: mx, submission, submissions */
-	SETTING_SECRET,    /* a string only one process needs (a password): wiped when
-	                    * freed, and by config_forget_secrets() in the others */
 };
 
 struct setting {

@@ -57,7 +57,7 @@ config_validate_cb(cfg_t *cfg, cfg_opt_t *opt)
 	const struct setting *s = table_for_opt(cfg, opt, &n);
 	const char *error;
 	int64_t v;
-	if (s == NULL || s->type == SETTING_STRING || s->type == SETTING_SECRET)
+	if (s == NULL || s->type == SETTING_STRING)
 		return 0;
 	const char *text = cfg_opt_getnstr(opt, cfg_opt_size(opt) - 1);
 	if (text == NULL || setting_parse_number(s, text, &v, &error) < 0) {
@@ -92,22 +92,13 @@ opts_from_table(const struct setting *t, size_t n, cfg_opt_t *extra)
 	return opts;
 }
 
-/* Frees a string setting's value, wiping it first when it is a secret. */
-static void
-secret_free(const struct setting *s, char *value)
-{
-	if (value != NULL && s->type == SETTING_SECRET)
-		explicit_bzero(value, strlen(value));
-	free(value);
-}
-
 static int
 setting_store(const struct setting *s, void *base, const char *text, char **error_r)
 {
 	const char *error;
-	if (s->type == SETTING_STRING || s->type == SETTING_SECRET) {
+	if (s->type == SETTING_STRING) {
 		char **field = (char **)((char *)base + s->offset);
-		secret_free(s, *field);
+		free(*field);
 		*field = strdup(text);
 		return 0;
 	}
@@ -136,9 +127,9 @@ static void
 settings_free(const struct setting *t, size_t n, void *base)
 {
 	for (size_t i = 0; i < n; i++)
-		if (t[i].type == SETTING_STRING || t[i].type == SETTING_SECRET) {
+		if (t[i].type == SETTING_STRING) {
 			char **field = (char **)((char *)base + t[i].offset);
-			secret_free(&t[i], *field);
+			free(*field);
 			*field = NULL;
 		}
 }
@@ -259,6 +250,11 @@ config_finish(struct config *c, char **error_r)
 			*error_r = NULL;
 		return -1;
 	}
+	if ((c->relay_user[0] != '\0') != (c->relay_password_file[0] != '\0')) {
+		if (asprintf(error_r, "relay.user and relay.password_file go together") < 0)
+			*error_r = NULL;
+		return -1;
+	}
 	if (strcmp(c->dmarc_action, "enforce") != 0 && strcmp(c->dmarc_action, "report") != 0) {
 		if (asprintf(error_r, "dmarc_action: expected enforce or report") < 0)
 			*error_r = NULL;
@@ -356,13 +352,6 @@ config_load(const char *path, char *const *overrides, size_t noverrides, char **
 	c = NULL;
 out:
 	free(errors.first);
-	/* libconfuse frees its copies unwiped: secrets are wiped here first. */
-	for (size_t i = 0; i < config_settings_count; i++) {
-		char *v = config_settings[i].type == SETTING_SECRET ?
-		    cfg_getstr(cfg, config_settings[i].name) : NULL;
-		if (v != NULL)
-			explicit_bzero(v, strlen(v));
-	}
 	cfg_free(cfg);
 	free(opts);
 	free(lopts);
@@ -389,18 +378,6 @@ config_free(struct config **cfgp)
 	*cfgp = NULL;
 }
 
-void
-config_forget_secrets(struct config *c)
-{
-	for (size_t i = 0; i < config_settings_count; i++)
-		if (config_settings[i].type == SETTING_SECRET) {
-			char **field = (char **)((char *)c + config_settings[i].offset);
-			secret_free(&config_settings[i], *field);
-			if ((*field = strdup("")) == NULL)
-				fatal("out of memory");
-		}
-}
-
 const char *
 listener_role_name(enum listener_role role)
 {
@@ -419,7 +396,6 @@ type_name(enum setting_type t)
 		[SETTING_STRING] = "string", [SETTING_INT] = "integer", [SETTING_BOOL] = "boolean",
 		[SETTING_SIZE] = "size", [SETTING_DURATION] = "duration (s)",
 		[SETTING_MILLIS] = "duration (ms)", [SETTING_ROLE] = "role",
-		[SETTING_SECRET] = "string (secret)",
 	};
 	return names[t];
 }

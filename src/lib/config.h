@@ -110,7 +110,7 @@ struct config {
 	char *relay_host;               /* smarthost; "" = deliver by MX */
 	int64_t relay_port;             /* 25, or another for tests */
 	char *relay_user;               /* smarthost AUTH; "" = none */
-	char *relay_password;
+	char *relay_password_file;      /* read by the queue process only */
 	char *relay_tls;                /* smarthost: "verify", "required" or "opportunistic" */
 	char *relay_ca_file;            /* "" = the system's roots */
 	char *relay_helo;               /* never "" after loading (hostname) */
@@ -139,9 +139,6 @@ struct config {
 struct config *config_load(const char *path, char *const *overrides, size_t noverrides,
     char **error_r);
 void config_free(struct config **cfg);
-/* Wipes every secret setting (relay.password) to "": each child but the one
- * that uses it calls this first thing, so a front holds no secret. */
-void config_forget_secrets(struct config *cfg);
 
 const char *listener_role_name(enum listener_role role);
 

@@ -7,6 +7,7 @@
 #include "queue/queue-msg.h"
 #include "queue/queue-sign.h"
 #include "queue/relay.h"
+#include "queue/relay-secret.h"
 #include "queue/spool.h"
 #include "dns/dns.h"
 #include "lib/config.h"
@@ -503,6 +504,12 @@ queue_process_main(const struct config *cfg, int ctl_fd)
 	queue_open_dns(&q);
 	if ((q.tls_ctx = tls_client_ctx_new(cfg->relay_ca_file, &tls_error)) == NULL)
 		fatal("queue: outgoing TLS: %s", tls_error != NULL ? tls_error : "failed");
+	/* The smarthost password: read here, by this process alone (relay-secret.h),
+	 * before privileges go (the file may be root's). Fail closed. */
+	char *relay_password = NULL;
+	if (cfg->relay_password_file[0] != '\0' &&
+	    relay_secret_load(cfg->relay_password_file, &relay_password, &error) < 0)
+		fatal("queue: relay.password_file %s %s", cfg->relay_password_file, error);
 	proc_drop_privileges(cfg, "queue");
 	if (spool_open(cfg->spool_dir, &q.spool, &error) < 0)
 		fatal("queue: %s", error);
@@ -520,7 +527,7 @@ queue_process_main(const struct config *cfg, int ctl_fd)
 		if (q.mta_sts == NULL)
 			log_error("queue: MTA-STS off: %s", error);
 	}
-	q.relay = relay_new(q.base, cfg, q.dns, q.tls_ctx, q.mta_sts);
+	q.relay = relay_new(q.base, cfg, q.dns, q.tls_ctx, q.mta_sts, relay_password);
 	if (q.relay == NULL)
 		fatal("queue: out of memory");
 	/* It holds the spool lock that keeps `rampart queue` off the files while
@@ -538,6 +545,7 @@ queue_process_main(const struct config *cfg, int ctl_fd)
 	 * then outgoing connections close (their messages stay queued). */
 	workpool_free(&q.workers);
 	relay_free(&q.relay);
+	relay_secret_free(&relay_password);
 	while (q.fronts != NULL)
 		queue_on_front_close(q.fronts->ch, q.fronts);
 	while (q.msgs != NULL) {

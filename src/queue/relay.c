@@ -71,6 +71,7 @@ struct relay {
 	struct dns_resolver *dns;
 	SSL_CTX *tls_ctx;
 	struct mta_sts_cache *mta_sts;
+	const char *password;     /* smarthost AUTH, or NULL */
 	struct dest *dests;
 	size_t nconns;
 };
@@ -497,9 +498,8 @@ conn_try_next(struct conn *cn)
 			.verify_required = cn->enforce,
 			.tls_new = conn_tls_new,
 			.tls_arg = cn,
-			.auth_user = smarthost && cfg->relay_user[0] != '\0' ? cfg->relay_user : NULL,
-			.auth_password = smarthost && cfg->relay_user[0] != '\0' ?
-			    cfg->relay_password : NULL,
+			.auth_user = smarthost && d->r->password != NULL ? cfg->relay_user : NULL,
+			.auth_password = smarthost ? d->r->password : NULL,
 			.connect_timeout = (unsigned)cfg->relay_connect_timeout,
 			.command_timeout = (unsigned)cfg->relay_command_timeout,
 			.data_timeout = (unsigned)cfg->relay_data_timeout,
@@ -601,7 +601,7 @@ conn_new(struct dest *d)
 
 struct relay *
 relay_new(struct event_base *base, const struct config *cfg, struct dns_resolver *dns,
-    SSL_CTX *tls_ctx, struct mta_sts_cache *mta_sts)
+    SSL_CTX *tls_ctx, struct mta_sts_cache *mta_sts, const char *password)
 {
 	struct relay *r = calloc(1, sizeof(*r));
 	if (r == NULL)
@@ -611,6 +611,7 @@ relay_new(struct event_base *base, const struct config *cfg, struct dns_resolver
 	r->dns = dns;
 	r->tls_ctx = tls_ctx;
 	r->mta_sts = mta_sts;
+	r->password = password;
 	return r;
 }
 

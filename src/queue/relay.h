@@ -57,8 +57,11 @@ struct relay_job {
 
 typedef void relay_done_fn(struct relay_job *job, void *arg);
 
+/* password: the smarthost's, for AUTH with relay.user (relay-secret.h), or NULL;
+ * the caller keeps it alive and wipes it after relay_free(). */
 struct relay *relay_new(struct event_base *base, const struct config *cfg,
-    struct dns_resolver *dns, SSL_CTX *tls_ctx, struct mta_sts_cache *mta_sts);
+    struct dns_resolver *dns, SSL_CTX *tls_ctx, struct mta_sts_cache *mta_sts,
+    const char *password);
 /* Closes every connection at once; jobs still waiting are not called back. */
 void relay_free(struct relay **r);
 

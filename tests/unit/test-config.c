@@ -105,6 +105,10 @@ test_semantic_errors(void **state)
 	expect_error("listener a { port = 25 }\nlistener b { port = 25 }\n", "both use 127.0.0.1 port 25");
 	expect_error("log_level = chatty\n", "log_level");
 	expect_error("recipient_delimiter = \"+-\"\n", "recipient_delimiter");
+	expect_error("relay.host = \"smart.example.org\"\nrelay.user = \"u\"\n",
+	    "relay.user and relay.password_file go together");
+	expect_error("relay.host = \"smart.example.org\"\nrelay.password_file = \"/etc/p\"\n",
+	    "relay.user and relay.password_file go together");
 }
 
 static void
@@ -155,25 +159,6 @@ test_doc_lists_every_setting(void **state)
 	free(buf);
 }
 
-/* A secret setting reads like any string; config_forget_secrets() wipes it (a
- * child that does not use it) and leaves the other strings alone. */
-static void
-test_forget_secrets(void **state)
-{
-	char *error = NULL;
-	struct config *c = load_text("relay.host = \"smarthost.example.org\"\n"
-	    "relay.user = \"relayuser\"\n"
-	    "relay.password = \"S3cret-Relay-Pw\"\n", &error);
-	assert_non_null(c);
-	assert_string_equal(c->relay_password, "S3cret-Relay-Pw");
-	config_forget_secrets(c);
-	assert_string_equal(c->relay_password, "");
-	assert_string_equal(c->relay_user, "relayuser");
-	config_forget_secrets(c);   /* twice is fine */
-	assert_string_equal(c->relay_password, "");
-	config_free(&c);
-}
-
 int
 main(void)
 {
@@ -184,7 +169,6 @@ main(void)
 		cmocka_unit_test(test_semantic_errors),
 		cmocka_unit_test(test_overrides),
 		cmocka_unit_test(test_doc_lists_every_setting),
-		cmocka_unit_test(test_forget_secrets),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
