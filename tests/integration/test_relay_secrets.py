@@ -2,9 +2,9 @@
 processes hold no secrets): it lives in relay.password_file, which the queue
 process alone reads, at start; rampartd (whose heap every child inherits)
 never does. Checked on a real delivery through a smarthost that requires AUTH:
-the queue logs in with it, and the memory of the front, auth and keys processes
-does not contain it (the queue's does, which shows the scan finds it where it
-is). Never in the log. A file others could read is refused: no queue, no mail
+the queue logs in with it, and the memory of rampartd and of the front, auth
+and keys processes does not contain it (the queue's does, which shows the scan
+finds it where it is). Never in the log. A file others could read is refused: no queue, no mail
 out, and the log says why.
 
 Reading another process's memory needs root (CAP_SYS_PTRACE); without it the
@@ -83,6 +83,7 @@ def test_only_the_queue_holds_the_smarthost_password(make_server, tmp_path):
             assert process_holds(srv.pids("queue")[0], needle), "the scan cannot see the queue's copy"
         except PermissionError:
             pytest.skip("no permission to read process memory here")
+        assert not process_holds(srv.proc.pid, needle), "rampartd itself holds the password"
         for role in ("front", "auth", "keys"):
             for pid in srv.pids(role):
                 assert not process_holds(pid, needle), f"{role} (pid {pid}) holds the password"
