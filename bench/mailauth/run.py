@@ -205,38 +205,47 @@ def main():
           "rates per CPU second (user), as openssl speed gives them")
     print()
     sha = statistics.median(ours["sha256_message_cpu"])
-    print(f"SHA-256 of the message alone: {sha:,.0f}/s ({1e6 / sha:.1f} us); the best ratio "
-          "possible is primitive / (primitive + that hash)")
+    print(f"SHA-256 of the message alone: {sha:,.0f}/s ({1e6 / sha:.1f} us), the body hash "
+          "no DKIM implementation can skip")
     print()
     print(f"{'algorithm':15} {'op':6} {'Rampart':>8} {'[min..max]':>17} {'wall/s':>7} "
-          f"{'OpenSSL':>8} {'ratio':>5} {'best':>5} {'extra us':>8} {'dkimpy':>7}")
+          f"{'OpenSSL':>8} {'ratio':>5} {'own':>7} {'DKIM us':>7} {'dkimpy':>7}")
     verdicts = []
     for alg in ("ed25519-sha256", "rsa-sha256"):
         for op in ("sign", "verify", "verify_cached"):
             cpu = ours[alg][op + "_cpu"]
             wall = ours[alg][op + "_wall"]
             med = statistics.median(cpu)
-            o = ossl.get(alg, {}).get(op.split("_")[0])
+            kind = op.split("_")[0]
+            o = ossl.get(alg, {}).get(kind)
+            own = statistics.median(ours[alg]["prim_" + kind + "_cpu"])
             ratio = med / o if o else None
-            best = (1 / (1 / o + 1 / sha)) / o if o else None
-            extra = (1 / med - 1 / o) * 1e6 if o else None
+            dkim_us = (1 / med - 1 / own) * 1e6
             p = py[alg][op] if py and op in py[alg] else None
-            verdicts.append((alg, op, ratio, best))
+            verdicts.append((alg, op, ratio, own, o))
             rng = "[" + fmt(min(cpu)) + ".." + fmt(max(cpu)) + "]"
-            print(f"{alg:15} {op.replace('verify_cached', 'cached'):6} {fmt(med):>8} {rng:>17} {fmt(statistics.median(wall)):>7} "
+            print(f"{alg:15} {op.replace('verify_cached', 'cached'):6} {fmt(med):>8} {rng:>17} "
+                  f"{fmt(statistics.median(wall)):>7} "
                   f"{fmt(o):>8} {(f'{ratio:.2f}' if ratio else '-'):>5} "
-                  f"{(f'{best:.2f}' if best else '-'):>5} "
-                  f"{(f'{extra:.1f}' if extra is not None else '-'):>8} {fmt(p):>7}")
+                  f"{fmt(own):>7} {dkim_us:>7.1f} {fmt(p):>7}")
     print()
-    print("extra us: CPU time per operation beyond OpenSSL's primitive (hashing the "
-          "message, parsing, the key)")
+    print("OpenSSL: `openssl speed` of the bare primitive; ratio: Rampart / OpenSSL")
+    print("own: the primitive Rampart calls, alone over a digest (libsodium for Ed25519, "
+          "OpenSSL for RSA)")
+    print("DKIM us: CPU time per operation beyond that primitive (the body hash, "
+          "canonicalisation, the header hash, tags, the key record, the field)")
     print("cached: verify with a struct dkim_key_cache holding the key (steady state of "
           "the daemon); verify: no cache (a signer's first message)")
-    for alg, op, ratio, best in verdicts:
-        if ratio is not None:
-            print(f"target ratio >= {TARGET:.2f}, {alg} {op}: "
-                  f"{'PASS' if ratio >= TARGET else 'FAIL'} ({ratio:.2f}; at most "
-                  f"{best:.2f} is possible with this message)")
+    for alg, op, ratio, own, o in verdicts:
+        if ratio is None:
+            continue
+        line = (f"target ratio >= {TARGET:.2f}, {alg} {op}: "
+                f"{'PASS' if ratio >= TARGET else 'FAIL'} ({ratio:.2f}")
+        if ratio < TARGET:
+            # Rampart's primitive plus the SHA-256 of the message, nothing else.
+            best = (1 / (1 / own + 1 / sha)) / o
+            line += f"; primitive + SHA-256 of the message alone would be {best:.2f}"
+        print(line + ")")
     if py is None:
         print("dkimpy: not measured (python3-dkim not installed, or --no-dkimpy)")
     if odk is not None:

@@ -5,16 +5,27 @@
  * The body canonicaliser keeps a few flags and a count of empty lines: trailing
  * empty lines are ignored by both algorithms (§3.4.3, §3.4.4), so they are only
  * counted, and written out when a line with content follows. Output is staged in
- * a fixed buffer and handed to the sink (a hash update) in large chunks; runs
- * of text are copied 16 octets at a time (SSE2) or with one table look-up per
- * octet, with no call per octet or per line.
+ * a fixed buffer and handed to the sink (a hash update) in large chunks.
+ *
+ * Most of a body is already canonical: on x86-64, 64 octets at a time are
+ * classified at once (CR, LF, SP, TAB as bit masks, with SSE2 or AVX2), and a
+ * chunk in which every line end is CR LF, no line is empty and (relaxed) there
+ * is no TAB, no two SPs together and no SP before a line end is copied as it is
+ * (see chunk_clean()). Everything else, and other machines, take the general
+ * path: runs of text copied 16 octets at a time (SSE2) or with one table
+ * look-up per octet, with no call per octet or per line.
  *
  * Line ends: CRLF, or a bare LF (taken as CRLF). A CR not followed by LF is
  * content. A CR at the end of one piece waits for the next piece to decide.
  */
+#include <pthread.h>
 #include <string.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
+#endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define CANON_CHUNKS 1
 #endif
 
 #include "mailauth/dkim-private.h"
@@ -96,6 +107,136 @@ void dkim_canon_header(struct dkim_buf *out, bool relaxed, const char *field, si
 	dkim_buf_add(out, chunk, n);
 }
 
+#ifdef CANON_CHUNKS
+/* ---------------------------------------------------------------- 64-octet chunks */
+
+/* Where CR, LF, SP and TAB are in 64 octets: bit i for octet i. */
+struct chunk_masks {
+	uint64_t cr, lf, sp, tab;
+};
+
+static inline uint64_t movemask16(__m128i v, __m128i c)
+{
+	return (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, c));
+}
+
+static inline void masks_sse2(const unsigned char *p, struct chunk_masks *m)
+{
+	const __m128i cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n');
+	const __m128i sp = _mm_set1_epi8(' '), tab = _mm_set1_epi8('\t');
+
+	m->cr = m->lf = m->sp = m->tab = 0;
+	for (unsigned i = 0; i < 4; i++) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * i));
+
+		m->cr |= movemask16(v, cr) << (16 * i);
+		m->lf |= movemask16(v, lf) << (16 * i);
+		m->sp |= movemask16(v, sp) << (16 * i);
+		m->tab |= movemask16(v, tab) << (16 * i);
+	}
+}
+
+__attribute__((target("avx2")))
+static inline uint64_t movemask32(__m256i v, __m256i c)
+{
+	return (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, c));
+}
+
+__attribute__((target("avx2")))
+static inline void masks_avx2(const unsigned char *p, struct chunk_masks *m)
+{
+	const __m256i cr = _mm256_set1_epi8('\r'), lf = _mm256_set1_epi8('\n');
+	const __m256i sp = _mm256_set1_epi8(' '), tab = _mm256_set1_epi8('\t');
+	__m256i lo = _mm256_loadu_si256((const __m256i *)(const void *)p);
+	__m256i hi = _mm256_loadu_si256((const __m256i *)(const void *)(p + 32));
+
+	m->cr = movemask32(lo, cr) | movemask32(hi, cr) << 32;
+	m->lf = movemask32(lo, lf) | movemask32(hi, lf) << 32;
+	m->sp = movemask32(lo, sp) | movemask32(hi, sp) << 32;
+	m->tab = movemask32(lo, tab) | movemask32(hi, tab) << 32;
+}
+
+/* Whether 64 octets canonicalise to themselves, starting in a line with
+ * content (open) or at the start of a line with no empty lines pending, with
+ * no WSP pending:
+ * - every line end is CR LF within the chunk (no bare CR or LF, §3.4.3; no CR
+ *   last, whose LF would be in the next chunk);
+ * - no line starts with CR: an empty line must be counted, not copied, and a
+ *   CR of content at a line's start is left to the general path;
+ * - relaxed (§3.4.4): no TAB, no two SPs together, no SP before a line end and
+ *   no SP last (the next octet decides what it is). A single SP between words,
+ *   or at a line's start, stands for itself. */
+static inline bool chunk_clean(const struct chunk_masks *m, bool relaxed, bool open)
+{
+	uint64_t line_starts = m->lf << 1 | (open ? 0 : 1);
+
+	if (m->lf != m->cr << 1 || (m->cr >> 63) != 0 || (line_starts & m->cr) != 0)
+		return false;
+	if (!relaxed)
+		return true;
+	return m->tab == 0 && (m->sp & (m->sp >> 1)) == 0 && (m->sp & (m->cr >> 1)) == 0 &&
+	    (m->sp >> 63) == 0;
+}
+
+/* Copies clean chunks from p[0..n) to out; returns the octets taken (a
+ * multiple of 64) and sets *open for the state after them. */
+#define CLEAN_CHUNKS(masks)                                                         \
+	size_t done = 0;                                                            \
+	struct chunk_masks m;                                                       \
+	while (n - done >= 64) {                                                    \
+		masks(p + done, &m);                                                \
+		if (!chunk_clean(&m, relaxed, *open))                               \
+			break;                                                      \
+		memcpy(out + done, p + done, 64);                                   \
+		*open = (m.lf >> 63) == 0;                                          \
+		done += 64;                                                         \
+	}                                                                           \
+	return done
+
+typedef size_t clean_chunks_fn(const unsigned char *p, size_t n, unsigned char *out,
+    bool relaxed, bool *open);
+
+static size_t clean_chunks_sse2(const unsigned char *p, size_t n, unsigned char *out,
+    bool relaxed, bool *open)
+{
+	CLEAN_CHUNKS(masks_sse2);
+}
+
+__attribute__((target("avx2")))
+static size_t clean_chunks_avx2(const unsigned char *p, size_t n, unsigned char *out,
+    bool relaxed, bool *open)
+{
+	CLEAN_CHUNKS(masks_avx2);
+}
+
+static clean_chunks_fn *clean_chunks = clean_chunks_sse2;
+static pthread_once_t clean_chunks_once = PTHREAD_ONCE_INIT;
+
+static void clean_chunks_pick(void)
+{
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx2"))
+		clean_chunks = clean_chunks_avx2;
+}
+
+int dkim_canon_simd(int level)
+{
+	pthread_once(&clean_chunks_once, clean_chunks_pick);
+	if (level == 1)
+		clean_chunks = clean_chunks_sse2;
+	else if (level == 2 && __builtin_cpu_supports("avx2"))
+		clean_chunks = clean_chunks_avx2;
+	else if (level != -1)
+		return -1;
+	return clean_chunks == clean_chunks_avx2 ? 2 : 1;
+}
+#else
+int dkim_canon_simd(int level)
+{
+	return level == -1 ? 0 : -1;
+}
+#endif
+
 /* ---------------------------------------------------------------- body */
 
 enum { C_TEXT, C_WSP, C_CR, C_LF };
@@ -109,6 +250,9 @@ static const unsigned char class_relaxed[256] = {
 void dkim_body_canon_init(struct dkim_body_canon *c, bool relaxed, dkim_canon_sink_fn *sink,
     void *arg)
 {
+#ifdef CANON_CHUNKS
+	pthread_once(&clean_chunks_once, clean_chunks_pick);
+#endif
 	c->relaxed = relaxed;
 	c->pending_cr = c->pending_sp = c->line_open = c->finished = false;
 	c->empty_lines = 0;
@@ -193,6 +337,9 @@ static size_t canon_block(struct dkim_body_canon *c, const unsigned char *p, siz
 	unsigned char *out = c->out;
 	size_t o = c->outlen;
 	bool open = c->line_open, sp = c->pending_sp;
+#ifdef CANON_CHUNKS
+	const unsigned char *retry = p;
+#endif
 #ifdef __SSE2__
 	/* The octets that end a run of text: CR, LF, and in relaxed SP and TAB. */
 	const __m128i s1 = _mm_set1_epi8('\r'), s2 = _mm_set1_epi8('\n');
@@ -203,53 +350,19 @@ static size_t canon_block(struct dkim_body_canon *c, const unsigned char *p, siz
 	while (p < end) {
 		unsigned char k;
 
-#ifdef __SSE2__
-		/* Prose: 16 octets with no CR, LF or TAB and no two SPs together
-		 * (and no SP last, which could be trailing) canonicalise to
-		 * themselves, in a line with content and no WSP pending; so do
-		 * such octets up to a CR LF (see below). */
-		while (open && !sp && end - p >= 16) {
-			__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-			unsigned spaces = c->relaxed ?
-			    (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, s3)) : 0;
-			unsigned other = (unsigned)_mm_movemask_epi8(_mm_or_si128(
-			    _mm_or_si128(_mm_cmpeq_epi8(v, s1), _mm_cmpeq_epi8(v, s2)),
-			    _mm_cmpeq_epi8(v, s4)));
+#ifdef CANON_CHUNKS
+		/* Clean chunks, copied whole. After a chunk that is not clean the
+		 * general path goes at least 64 octets before the next try, so text
+		 * that is never clean costs one look per 64 octets. */
+		if (!sp && (open || c->empty_lines == 0) && p >= retry && end - p >= 64) {
+			size_t took = clean_chunks(p, (size_t)(end - p), out + o, c->relaxed, &open);
 
-			if (other != 0) {
-				/* The common line end: text, then CR LF, then the next
-				 * line's first octet is text too. Up to the CR it is
-				 * the case above (no WSP right before the CR: it would be
-				 * trailing); the line end is copied and the next line is
-				 * open. Anything else is left to the code below. */
-				unsigned j = (unsigned)__builtin_ctz(other);
-				unsigned before = spaces & ((1u << j) - 1);
-				unsigned char nb;
-
-				if (p[j] != '\r' || (size_t)(end - p) < j + 3 || p[j + 1] != '\n' ||
-				    (before & (before >> 1)) != 0 ||
-				    (j > 0 && (spaces >> (j - 1) & 1) != 0))
-					break;
-				_mm_storeu_si128((__m128i *)(void *)(out + o), v);
-				o += j;
-				out[o++] = '\r';
-				out[o++] = '\n';
-				p += j + 2;
-				nb = p[0];
-				if (nb == '\r' || nb == '\n' || cls[nb] == C_WSP) {
-					open = false;   /* maybe empty, or leading WSP */
-					break;
-				}
-				continue;
-			}
-			if ((spaces & (spaces >> 1)) != 0 || (spaces & 0x8000) != 0)
+			p += took;
+			o += took;
+			retry = p + 64;
+			if (p == end)
 				break;
-			_mm_storeu_si128((__m128i *)(void *)(out + o), v);
-			o += 16;
-			p += 16;
 		}
-		if (p == end)
-			break;
 #endif
 		k = cls[*p];
 		if (k == C_TEXT || (k == C_CR && p + 1 < data_end && p[1] != '\n')) {

@@ -108,6 +108,10 @@ void dkim_body_canon_init(struct dkim_body_canon *c, bool relaxed, dkim_canon_si
 void dkim_body_canon_feed(struct dkim_body_canon *c, const void *data, size_t len);
 /* Adds the final CRLF (or the lone CRLF of an empty simple body) and flushes. */
 void dkim_body_canon_finish(struct dkim_body_canon *c);
+/* Which vector code classifies 64-octet chunks: 0 none (not x86-64), 1 SSE2,
+ * 2 AVX2. level -1 only asks; 1 or 2 selects it (for tests; -1 back when the
+ * machine lacks it). Returns the level in use. */
+int dkim_canon_simd(int level);
 
 /* ---- the header section (dkim-header.c) ---- */
 
@@ -207,22 +211,18 @@ int dkim_keyrec_parse(struct dkim_keyrec *k, const char *txt, size_t len, const 
 
 /* The SHA-256 implementation, fetched once. */
 const EVP_MD *dkim_crypto_sha256(void);
-/* A public key from p=: RSA as SubjectPublicKeyInfo or PKCS#1 RSAPublicKey DER,
- * 1024 to 8192 bits; Ed25519 as 32 raw octets (RFC 8463 §4). */
-EVP_PKEY *dkim_crypto_pubkey(enum dkim_key_type type, const unsigned char *p, size_t len,
-    const char **error_r);
-/* 0 when sig is a valid signature by pk over the SHA-256 digest (RSASSA-PKCS1-v1_5
- * with SHA-256 DigestInfo, or Ed25519 over the 32 octets, RFC 8463 §3). */
-int dkim_crypto_verify(EVP_PKEY *pk, const unsigned char digest[32], const unsigned char *sig,
-    size_t siglen, const char **error_r);
-
+/* An RSA public key from p=: SubjectPublicKeyInfo or PKCS#1 RSAPublicKey DER,
+ * 1024 to 8192 bits. */
+EVP_PKEY *dkim_crypto_rsa_pubkey(const unsigned char *p, size_t len, const char **error_r);
 
 /* A public key with its verification context made once (dkim-crypto.c): what
- * the key cache keeps. Used by one thread at a time. */
+ * the key cache keeps. Used by one thread at a time. p= is RSA as
+ * dkim_crypto_rsa_pubkey() takes it, or Ed25519's 32 raw octets (RFC 8463 §4). */
 struct dkim_pubkey;
 struct dkim_pubkey *dkim_pubkey_new(enum dkim_key_type type, const unsigned char *p,
     size_t len, const char **error_r);
-/* As dkim_crypto_verify(). */
+/* 0 when sig is a valid signature by k over the SHA-256 digest (RSASSA-PKCS1-v1_5
+ * with SHA-256 DigestInfo, or Ed25519 over the 32 octets, RFC 8463 §3). */
 int dkim_pubkey_verify(struct dkim_pubkey *k, const unsigned char digest[32],
     const unsigned char *sig, size_t siglen, const char **error_r);
 void dkim_pubkey_free(struct dkim_pubkey **k);

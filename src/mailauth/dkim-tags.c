@@ -9,10 +9,9 @@
  *   tag-value =  [ tval *( 1*(WSP / FWS) tval ) ]
  *   tval      =  1*VALCHAR          VALCHAR = %x21-3A / %x3C-7E
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <sodium.h>
 
 #include "mailauth/dkim-private.h"
 
@@ -189,13 +188,32 @@ static const signed char b64[256] = {
 
 int dkim_base64_decode(const char *s, size_t len, unsigned char *out, size_t max, size_t *len_r)
 {
+	const unsigned char *u = (const unsigned char *)s;
 	uint32_t acc = 0;
 	unsigned nq = 0, pad = 0;      /* characters in this quantum; '=' seen */
-	size_t o = 0;
+	size_t o = 0, i = 0;
 
-	for (size_t i = 0; i < len; i++) {
-		int v = b64[(unsigned char)s[i]];
+	while (i < len) {
+		int v;
 
+		/* Four alphabet characters at a quantum's start: three octets. */
+		if (nq == 0 && len - i >= 4 && max - o >= 3) {
+			int a = b64[u[i]], b = b64[u[i + 1]], c = b64[u[i + 2]], d = b64[u[i + 3]];
+
+			if ((a | b | c | d) >= 0) {
+				if (pad > 0)
+					return -1;      /* data after padding */
+				acc = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 |
+				    (uint32_t)d;
+				out[o++] = (unsigned char)(acc >> 16);
+				out[o++] = (unsigned char)(acc >> 8);
+				out[o++] = (unsigned char)acc;
+				acc = 0;
+				i += 4;
+				continue;
+			}
+		}
+		v = b64[u[i++]];
 		if (v >= 0) {
 			if (pad > 0)
 				return -1;      /* data after padding */
@@ -233,11 +251,33 @@ int dkim_base64_decode(const char *s, size_t len, unsigned char *out, size_t max
 
 char *dkim_base64_encode(const unsigned char *data, size_t len)
 {
-	size_t n = sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL);
-	char *s = malloc(n);
+	/* RFC 4648 §4, padded. The data is public (hashes, signatures, public
+	 * keys): a table look-up per character is fine here. */
+	static const char alphabet[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char *s, *o;
+	size_t i = 0;
 
-	if (s != NULL)
-		sodium_bin2base64(s, n, data, len, sodium_base64_VARIANT_ORIGINAL);
+	if (len > (SIZE_MAX - 1) / 4 * 3 - 2 || (s = malloc((len + 2) / 3 * 4 + 1)) == NULL)
+		return NULL;
+	o = s;
+	for (; len - i >= 3; i += 3) {
+		uint32_t v = (uint32_t)data[i] << 16 | (uint32_t)data[i + 1] << 8 | data[i + 2];
+
+		*o++ = alphabet[v >> 18];
+		*o++ = alphabet[v >> 12 & 63];
+		*o++ = alphabet[v >> 6 & 63];
+		*o++ = alphabet[v & 63];
+	}
+	if (len - i > 0) {
+		uint32_t v = (uint32_t)data[i] << 16 | (len - i == 2 ? (uint32_t)data[i + 1] << 8 : 0);
+
+		*o++ = alphabet[v >> 18];
+		*o++ = alphabet[v >> 12 & 63];
+		*o++ = len - i == 2 ? alphabet[v >> 6 & 63] : '=';
+		*o++ = '=';
+	}
+	*o = '\0';
 	return s;
 }
 

@@ -19,17 +19,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void check_pubkey(enum dkim_key_type type, const unsigned char *p, size_t len)
 {
 	const char *error = NULL;
-	EVP_PKEY *pk = dkim_crypto_pubkey(type, p, len, &error);
+	struct dkim_pubkey *k = dkim_pubkey_new(type, p, len, &error);
+	EVP_PKEY *pk;
 
-	if (pk == NULL) {
-		if (error == NULL)
+	if (k == NULL) {
+		if (error == NULL || (type == DKIM_KEY_ED25519 && len == 32))
 			__builtin_trap();
 		return;
 	}
-	if (type == DKIM_KEY_ED25519 && (len != 32 || !EVP_PKEY_is_a(pk, "ED25519")))
-		__builtin_trap();
-	if (type == DKIM_KEY_RSA && (!EVP_PKEY_is_a(pk, "RSA") || EVP_PKEY_get_bits(pk) < 1024 ||
-	    EVP_PKEY_get_bits(pk) > 8192))
+	dkim_pubkey_free(&k);
+	if (type == DKIM_KEY_ED25519) {
+		if (len != 32)
+			__builtin_trap();
+		return;
+	}
+	if ((pk = dkim_crypto_rsa_pubkey(p, len, &error)) == NULL || !EVP_PKEY_is_a(pk, "RSA") ||
+	    EVP_PKEY_get_bits(pk) < 1024 || EVP_PKEY_get_bits(pk) > 8192)
 		__builtin_trap();
 	EVP_PKEY_free(pk);
 }

@@ -216,6 +216,30 @@ static void test_base64(void **state)
 		assert_string_equal(s, "aGVsbG8=");
 		free(s);
 	}
+	/* RFC 4648 §10 test vectors, both ways. */
+	static const char *const vec[][2] = {
+		{ "", "" }, { "f", "Zg==" }, { "fo", "Zm8=" }, { "foo", "Zm9v" },
+		{ "foob", "Zm9vYg==" }, { "fooba", "Zm9vYmE=" }, { "foobar", "Zm9vYmFy" },
+	};
+	for (size_t v = 0; v < sizeof(vec) / sizeof(vec[0]); v++) {
+		char *s = dkim_base64_encode((const unsigned char *)vec[v][0], strlen(vec[v][0]));
+
+		assert_string_equal(s, vec[v][1]);
+		free(s);
+		assert_int_equal(dkim_base64_decode(vec[v][1], strlen(vec[v][1]), out, sizeof(out),
+		    &n), 0);
+		assert_int_equal(n, strlen(vec[v][0]));
+		assert_memory_equal(out, vec[v][0], n);
+	}
+	/* Whole quanta after padding, and a quantum that does not fit. */
+	assert_int_equal(dkim_base64_decode("YQ==YWJj", 8, out, sizeof(out), &n), -1);
+	assert_int_equal(dkim_base64_decode("YQ== YWJj", 9, out, sizeof(out), &n), -1);
+	assert_int_equal(dkim_base64_decode("YWJjYWJj", 8, out, 5, &n), -1);
+	assert_int_equal(dkim_base64_decode("YWJjYWJj", 8, out, 6, &n), 0);
+	assert_int_equal(n, 6);
+	assert_int_equal(dkim_base64_decode("YW Jj\r\n\tYWJj", 12, out, sizeof(out), &n), 0);
+	assert_int_equal(n, 6);
+	assert_memory_equal(out, "abcabc", 6);
 }
 
 static void test_domain_valid(void **state)

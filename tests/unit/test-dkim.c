@@ -534,6 +534,71 @@ static struct dkim_key *load_pkey(EVP_PKEY *pk)
 	return k;
 }
 
+/* Ed25519 is made by libsodium (dkim-crypto.c): for random keys and digests its
+ * signatures are OpenSSL's octet for octet (RFC 8032 signing is deterministic),
+ * OpenSSL accepts them, and a one-bit change in the digest or the signature is
+ * refused by both. */
+static void test_ed25519_matches_openssl(void **state)
+{
+	for (int round = 0; round < 50; round++) {
+		EVP_PKEY *pk = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+		struct dkim_key *k = load_pkey(pk);
+		unsigned char digest[32], mine[512], theirs[64], pub[32];
+		size_t mylen = 0, theirlen = sizeof(theirs), publen = sizeof(pub);
+		EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+		struct dkim_pubkey *vk;
+		const char *error = NULL;
+
+		for (size_t i = 0; i < sizeof(digest); i++)
+			digest[i] = (unsigned char)(round * 31 + i * 7);
+		assert_int_equal(dkim_key_sign_digest(k, digest, mine, &mylen, &error), 0);
+		assert_int_equal(mylen, 64);
+		assert_int_equal(EVP_DigestSignInit(ctx, NULL, NULL, NULL, pk), 1);
+		assert_int_equal(EVP_DigestSign(ctx, theirs, &theirlen, digest, 32), 1);
+		assert_memory_equal(mine, theirs, 64);
+		assert_int_equal(EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pk), 1);
+		assert_int_equal(EVP_DigestVerify(ctx, mine, 64, digest, 32), 1);
+		EVP_MD_CTX_free(ctx);
+
+		assert_int_equal(EVP_PKEY_get_raw_public_key(pk, pub, &publen), 1);
+		vk = dkim_pubkey_new(DKIM_KEY_ED25519, pub, publen, &error);
+		assert_non_null(vk);
+		assert_int_equal(dkim_pubkey_verify(vk, digest, theirs, 64, &error), 0);
+		assert_int_equal(dkim_pubkey_verify(vk, digest, theirs, 63, &error), -1);
+		theirs[round % 64] ^= 1;
+		assert_int_equal(dkim_pubkey_verify(vk, digest, theirs, 64, &error), -1);
+		assert_string_equal(error, "The signature does not verify.");
+		theirs[round % 64] ^= 1;
+		digest[round % 32] ^= 0x80;
+		assert_int_equal(dkim_pubkey_verify(vk, digest, theirs, 64, &error), -1);
+		dkim_pubkey_free(&vk);
+		dkim_key_free(&k);
+		EVP_PKEY_free(pk);
+	}
+}
+
+/* A published key that is a point of small order (here the neutral element,
+ * encoded 01 00..00) lets anyone make a "signature" that the cofactorless
+ * equation accepts for every message: R = the neutral element, S = 0 (OpenSSL
+ * 3.0's EVP_DigestVerify() accepts it). Such keys and R values are refused
+ * (RFC 8032 §5.1.7 leaves this to the verifier; libsodium checks both), so the
+ * forgery fails. */
+static void test_ed25519_small_order_key_refused(void **state)
+{
+	unsigned char neutral[32] = { 1 }, sig[64] = { 1 }, digest[32] = { 0 };
+	const char *error = NULL;
+	struct dkim_pubkey *vk = dkim_pubkey_new(DKIM_KEY_ED25519, neutral, 32, &error);
+
+	assert_non_null(vk);
+	assert_int_equal(dkim_pubkey_verify(vk, digest, sig, 64, &error), -1);
+	digest[0] = 1;
+	assert_int_equal(dkim_pubkey_verify(vk, digest, sig, 64, &error), -1);
+	dkim_pubkey_free(&vk);
+	/* Not 32 octets: not an Ed25519 key. */
+	assert_null(dkim_pubkey_new(DKIM_KEY_ED25519, neutral, 31, &error));
+	assert_string_equal(error, "The Ed25519 key is not 32 octets.");
+}
+
 /* Signs msg through dkim.h, fed in random chunks; returns field + msg. */
 static char *sign_msg(const struct dkim_key *k, const struct dkim_sign_params *p, const char *msg,
     size_t len, unsigned seed, size_t *len_r)
@@ -1327,7 +1392,7 @@ static void test_key_generate(void **state)
 		txt2 = dkim_key_txt(k);
 		assert_string_equal(txt, txt2);
 		if (type == DKIM_KEY_RSA) {
-			EVP_PKEY *pk = dkim_crypto_pubkey(DKIM_KEY_RSA, rec.p, rec.p_len, &error);
+			EVP_PKEY *pk = dkim_crypto_rsa_pubkey(rec.p, rec.p_len, &error);
 
 			assert_non_null(pk);
 			assert_int_equal(EVP_PKEY_get_bits(pk), 2048);
@@ -1565,6 +1630,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rfc8463_vectors),
 		cmocka_unit_test(test_rfc8463_key_signs),
+		cmocka_unit_test(test_ed25519_matches_openssl),
+		cmocka_unit_test(test_ed25519_small_order_key_refused),
 		cmocka_unit_test(test_rfc8463_sign),
 		cmocka_unit_test(test_sign_verify_round_trips),
 		cmocka_unit_test(test_sign_long_message),
