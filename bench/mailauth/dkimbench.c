@@ -20,8 +20,9 @@
  * Also measured: SHA-256 of the whole message (EVP_Digest), the part of the
  * DKIM work no implementation can skip (the body hash, RFC 6376 §3.7), and the
  * primitive Rampart itself calls (dkim_key_sign_digest() and
- * dkim_pubkey_verify() over a 32-octet digest: libsodium for Ed25519, OpenSSL
- * for RSA), from which run.py derives what DKIM adds to it.
+ * dkim_pubkey_verify() over a 32-octet digest: libsodium for Ed25519; for RSA
+ * OpenSSL, or rsa-ifma.c to verify on CPUs with AVX-512 IFMA), from which
+ * run.py derives what DKIM adds to it.
  *
  * Each run lasts SECONDS; a rate is operations / user CPU seconds of this
  * process (what `openssl speed` divides by, unless -elapsed), and the wall-clock

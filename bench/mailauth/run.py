@@ -230,8 +230,8 @@ def main():
                   f"{fmt(own):>7} {dkim_us:>7.1f} {fmt(p):>7}")
     print()
     print("OpenSSL: `openssl speed` of the bare primitive; ratio: Rampart / OpenSSL")
-    print("own: the primitive Rampart calls, alone over a digest (libsodium for Ed25519, "
-          "OpenSSL for RSA)")
+    print("own: the primitive Rampart calls, alone over a digest (libsodium for Ed25519; "
+          "RSA: OpenSSL signs, rsa-ifma.c verifies where the CPU has AVX-512 IFMA)")
     print("DKIM us: CPU time per operation beyond that primitive (the body hash, "
           "canonicalisation, the header hash, tags, the key record, the field)")
     print("cached: verify with a struct dkim_key_cache holding the key (steady state of "

@@ -8,7 +8,8 @@
  * a fixed buffer and handed to the sink (a hash update) in large chunks.
  *
  * Most of a body is already canonical: on x86-64, 64 octets at a time are
- * classified at once (CR, LF, SP, TAB as bit masks, with SSE2 or AVX2), and a
+ * classified at once (CR, LF, SP, TAB as bit masks, with SSE2, AVX2 or
+ * AVX-512BW, whichever the CPU has), and a
  * chunk in which every line end is CR LF, no line is empty and (relaxed) there
  * is no TAB, no two SPs together and no SP before a line end is copied as it is
  * (see chunk_clean()). Everything else, and other machines, take the general
@@ -19,6 +20,7 @@
  * content. A CR at the end of one piece waits for the next piece to decide.
  */
 #include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
@@ -39,10 +41,10 @@ static bool is_wsp(unsigned char c)
 
 void dkim_canon_header(struct dkim_buf *out, bool relaxed, const char *field, size_t len)
 {
-	const unsigned char *f = (const unsigned char *)field;
+	const unsigned char *restrict f = (const unsigned char *)field;
 	const unsigned char *colon;
-	unsigned char chunk[512];
-	size_t n = 0, name_end, i;
+	unsigned char *restrict o, *start;
+	size_t name_end, i;
 	bool pending_sp = false, any = false;
 
 	if (!relaxed) {
@@ -51,7 +53,12 @@ void dkim_canon_header(struct dkim_buf *out, bool relaxed, const char *field, si
 		return;
 	}
 	/* §3.4.2: lower-case the name; unfold; reduce every run of WSP to one SP;
-	 * delete WSP at the end of the value and around the colon. */
+	 * delete WSP at the end of the value and around the colon. No octet of
+	 * input makes more than one of output (a run of WSP makes at most one
+	 * SP), so with the CRLF the result takes at most len + 2 octets. */
+	if (len > SIZE_MAX - 2 || !dkim_buf_reserve(out, len + 2))
+		return;
+	o = start = (unsigned char *)out->p + out->len;
 	colon = memchr(f, ':', len);
 	name_end = colon != NULL ? (size_t)(colon - f) : len;
 	if (colon == NULL) {
@@ -64,18 +71,10 @@ void dkim_canon_header(struct dkim_buf *out, bool relaxed, const char *field, si
 	for (i = 0; i < name_end; i++) {
 		unsigned char c = f[i];
 
-		if (n == sizeof(chunk)) {
-			dkim_buf_add(out, chunk, n);
-			n = 0;
-		}
-		chunk[n++] = c >= 'A' && c <= 'Z' ? (unsigned char)(c + 'a' - 'A') : c;
+		*o++ = c >= 'A' && c <= 'Z' ? (unsigned char)(c + 'a' - 'A') : c;
 	}
 	if (colon != NULL) {
-		if (n == sizeof(chunk)) {
-			dkim_buf_add(out, chunk, n);
-			n = 0;
-		}
-		chunk[n++] = ':';
+		*o++ = ':';
 		for (i = (size_t)(colon - f) + 1; i < len; i++) {
 			unsigned char c = f[i];
 
@@ -87,24 +86,16 @@ void dkim_canon_header(struct dkim_buf *out, bool relaxed, const char *field, si
 				pending_sp = any;
 				continue;
 			}
-			if (n + 2 > sizeof(chunk)) {
-				dkim_buf_add(out, chunk, n);
-				n = 0;
-			}
 			if (pending_sp)
-				chunk[n++] = ' ';
+				*o++ = ' ';
 			pending_sp = false;
-			chunk[n++] = c;
+			*o++ = c;
 			any = true;
 		}
 	}
-	if (n + 2 > sizeof(chunk)) {
-		dkim_buf_add(out, chunk, n);
-		n = 0;
-	}
-	chunk[n++] = '\r';
-	chunk[n++] = '\n';
-	dkim_buf_add(out, chunk, n);
+	*o++ = '\r';
+	*o++ = '\n';
+	out->len += (size_t)(o - start);
 }
 
 #ifdef CANON_CHUNKS
@@ -134,6 +125,17 @@ static inline void masks_sse2(const unsigned char *p, struct chunk_masks *m)
 		m->sp |= movemask16(v, sp) << (16 * i);
 		m->tab |= movemask16(v, tab) << (16 * i);
 	}
+}
+
+__attribute__((target("avx512bw")))
+static inline void masks_avx512(const unsigned char *p, struct chunk_masks *m)
+{
+	__m512i v = _mm512_loadu_si512((const void *)p);
+
+	m->cr = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\r'));
+	m->lf = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\n'));
+	m->sp = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(' '));
+	m->tab = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\t'));
 }
 
 __attribute__((target("avx2")))
@@ -209,31 +211,45 @@ static size_t clean_chunks_avx2(const unsigned char *p, size_t n, unsigned char 
 	CLEAN_CHUNKS(masks_avx2);
 }
 
+__attribute__((target("avx512bw")))
+static size_t clean_chunks_avx512(const unsigned char *p, size_t n, unsigned char *out,
+    bool relaxed, bool *open)
+{
+	CLEAN_CHUNKS(masks_avx512);
+}
+
 static clean_chunks_fn *clean_chunks = clean_chunks_sse2;
 static pthread_once_t clean_chunks_once = PTHREAD_ONCE_INIT;
 
 static void clean_chunks_pick(void)
 {
 	__builtin_cpu_init();
-	if (__builtin_cpu_supports("avx2"))
+	clean_chunks = clean_chunks_sse2;
+	if (__builtin_cpu_supports("avx512bw"))
+		clean_chunks = clean_chunks_avx512;
+	else if (__builtin_cpu_supports("avx2"))
 		clean_chunks = clean_chunks_avx2;
 }
 
 int dkim_canon_simd(int level)
 {
 	pthread_once(&clean_chunks_once, clean_chunks_pick);
-	if (level == 1)
+	if (level == 0)
+		clean_chunks_pick();
+	else if (level == 1)
 		clean_chunks = clean_chunks_sse2;
 	else if (level == 2 && __builtin_cpu_supports("avx2"))
 		clean_chunks = clean_chunks_avx2;
+	else if (level == 3 && __builtin_cpu_supports("avx512bw"))
+		clean_chunks = clean_chunks_avx512;
 	else if (level != -1)
 		return -1;
-	return clean_chunks == clean_chunks_avx2 ? 2 : 1;
+	return clean_chunks == clean_chunks_avx512 ? 3 : clean_chunks == clean_chunks_avx2 ? 2 : 1;
 }
 #else
 int dkim_canon_simd(int level)
 {
-	return level == -1 ? 0 : -1;
+	return level <= 0 ? 0 : -1;
 }
 #endif
 

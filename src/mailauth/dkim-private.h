@@ -29,6 +29,8 @@ struct dkim_buf {
 	bool failed;       /* an allocation failed; contents are incomplete */
 };
 void dkim_buf_add(struct dkim_buf *b, const void *data, size_t len);
+/* Makes room for more octets after len; false (and failed set) when it cannot. */
+bool dkim_buf_reserve(struct dkim_buf *b, size_t more);
 void dkim_buf_free(struct dkim_buf *b);
 
 /* ---- tag lists, RFC 6376 §3.2 (dkim-tags.c) ---- */
@@ -73,7 +75,22 @@ bool dkim_domain_valid(const char *s, size_t len);
  * it removed (h=, q=; the key record's h=, s=, t=); stops at fn's first -1. */
 int dkim_list_each(const char *s, int (*fn)(const char *p, size_t len, void *arg), void *arg);
 /* ASCII case-insensitive equality of two counted strings. */
-bool dkim_name_eq(const char *a, size_t alen, const char *b, size_t blen);
+static inline bool dkim_name_eq(const char *a, size_t alen, const char *b, size_t blen)
+{
+	if (alen != blen)
+		return false;
+	for (size_t i = 0; i < alen; i++) {
+		unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+
+		if (x >= 'A' && x <= 'Z')
+			x += 'a' - 'A';
+		if (y >= 'A' && y <= 'Z')
+			y += 'a' - 'A';
+		if (x != y)
+			return false;
+	}
+	return true;
+}
 
 /* ---- canonicalisation, RFC 6376 §3.4 (dkim-canon.c) ---- */
 
@@ -109,8 +126,9 @@ void dkim_body_canon_feed(struct dkim_body_canon *c, const void *data, size_t le
 /* Adds the final CRLF (or the lone CRLF of an empty simple body) and flushes. */
 void dkim_body_canon_finish(struct dkim_body_canon *c);
 /* Which vector code classifies 64-octet chunks: 0 none (not x86-64), 1 SSE2,
- * 2 AVX2. level -1 only asks; 1 or 2 selects it (for tests; -1 back when the
- * machine lacks it). Returns the level in use. */
+ * 2 AVX2, 3 AVX-512BW. level -1 only asks; 1 to 3 selects one (for tests; -1
+ * back when the machine lacks it); 0 selects the best the machine has, as at
+ * start. Returns the level in use. */
 int dkim_canon_simd(int level);
 
 /* ---- the header section (dkim-header.c) ---- */

@@ -599,6 +599,99 @@ static void test_ed25519_small_order_key_refused(void **state)
 	assert_string_equal(error, "The Ed25519 key is not 32 octets.");
 }
 
+/* RSA checks (dkim_pubkey_verify) agree with OpenSSL for keys that take the
+ * AVX-512 IFMA path (1024 to 2048 bits, when the CPU has it) and for those that
+ * do not (3072): OpenSSL's PKCS#1 v1.5 SHA-256 signatures pass; a changed bit,
+ * another digest, s >= n, a short signature, and encodings that are not
+ * EMSA-PKCS1-v1_5 with SHA-256's DigestInfo (RFC 8017 §9.2) fail. */
+static void sign_raw(EVP_PKEY *pk, const unsigned char *t, size_t tlen, unsigned char *sig,
+    size_t *siglen)
+{
+	EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(pk, NULL);
+
+	/* No digest set: OpenSSL pads t as it is (type 1 padding, §9.2 step 5). */
+	assert_int_equal(EVP_PKEY_sign_init(c), 1);
+	assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_PADDING), 1);
+	assert_int_equal(EVP_PKEY_sign(c, sig, siglen, t, tlen), 1);
+	EVP_PKEY_CTX_free(c);
+}
+
+static void test_rsa_verify_paths(void **state)
+{
+	static const unsigned bits[] = { 1024, 2048, 3072 };
+	static const unsigned char sha256_info[19] = {
+		0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+		0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20,
+	};
+	static const unsigned char sha1_info[15] = {
+		0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14,
+	};
+
+	for (size_t b = 0; b < sizeof(bits) / sizeof(bits[0]); b++) {
+		EVP_PKEY *pk = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)bits[b]);
+		struct dkim_key *k = load_pkey(pk);
+		unsigned char *der = NULL, sig[512], t[64];
+		int derlen = i2d_PUBKEY(pk, &der);
+		const char *error = NULL;
+		struct dkim_pubkey *vk = dkim_pubkey_new(DKIM_KEY_RSA, der, (size_t)derlen, &error);
+		size_t siglen = sizeof(sig), n = bits[b] / 8;
+
+		assert_non_null(vk);
+		for (int round = 0; round < 20; round++) {
+			unsigned char digest[32];
+
+			for (size_t i = 0; i < 32; i++)
+				digest[i] = (unsigned char)(round * 13 + i * b);
+			assert_int_equal(dkim_key_sign_digest(k, digest, sig, &siglen, &error), 0);
+			assert_int_equal(siglen, n);
+			assert_int_equal(dkim_pubkey_verify(vk, digest, sig, siglen, &error), 0);
+			assert_int_equal(dkim_pubkey_verify(vk, digest, sig, siglen - 1, &error), -1);
+			sig[round * 7 % n] ^= 0x10;
+			assert_int_equal(dkim_pubkey_verify(vk, digest, sig, siglen, &error), -1);
+			sig[round * 7 % n] ^= 0x10;
+			digest[round] ^= 1;
+			assert_int_equal(dkim_pubkey_verify(vk, digest, sig, siglen, &error), -1);
+		}
+		{
+			unsigned char digest[32] = { 7 };
+			BIGNUM *bn = NULL;
+
+			/* The right encoding made by hand passes... */
+			memcpy(t, sha256_info, sizeof(sha256_info));
+			memcpy(t + sizeof(sha256_info), digest, 32);
+			siglen = sizeof(sig);
+			sign_raw(pk, t, sizeof(sha256_info) + 32, sig, &siglen);
+			assert_int_equal(dkim_pubkey_verify(vk, digest, sig, siglen, &error), 0);
+			/* ...the bare digest (no DigestInfo) does not... */
+			siglen = sizeof(sig);
+			sign_raw(pk, digest, 32, sig, &siglen);
+			assert_int_equal(dkim_pubkey_verify(vk, digest, sig, siglen, &error), -1);
+			/* ...nor SHA-1's DigestInfo with 20 of the octets... */
+			memcpy(t, sha1_info, sizeof(sha1_info));
+			memcpy(t + sizeof(sha1_info), digest, 20);
+			siglen = sizeof(sig);
+			sign_raw(pk, t, sizeof(sha1_info) + 20, sig, &siglen);
+			assert_int_equal(dkim_pubkey_verify(vk, digest, sig, siglen, &error), -1);
+			/* ...nor T with an octet more (the padding one shorter). */
+			memcpy(t, sha256_info, sizeof(sha256_info));
+			memcpy(t + sizeof(sha256_info), digest, 32);
+			t[sizeof(sha256_info) + 32] = 0;
+			siglen = sizeof(sig);
+			sign_raw(pk, t, sizeof(sha256_info) + 33, sig, &siglen);
+			assert_int_equal(dkim_pubkey_verify(vk, digest, sig, siglen, &error), -1);
+			/* s = n is out of range (RFC 8017 §5.2.2). */
+			assert_int_equal(EVP_PKEY_get_bn_param(pk, "n", &bn), 1);
+			assert_int_equal(BN_bn2binpad(bn, sig, (int)n), (int)n);
+			assert_int_equal(dkim_pubkey_verify(vk, digest, sig, n, &error), -1);
+			BN_free(bn);
+		}
+		dkim_pubkey_free(&vk);
+		OPENSSL_free(der);
+		dkim_key_free(&k);
+		EVP_PKEY_free(pk);
+	}
+}
+
 /* Signs msg through dkim.h, fed in random chunks; returns field + msg. */
 static char *sign_msg(const struct dkim_key *k, const struct dkim_sign_params *p, const char *msg,
     size_t len, unsigned seed, size_t *len_r)
@@ -1632,6 +1725,7 @@ int main(void)
 		cmocka_unit_test(test_rfc8463_key_signs),
 		cmocka_unit_test(test_ed25519_matches_openssl),
 		cmocka_unit_test(test_ed25519_small_order_key_refused),
+		cmocka_unit_test(test_rsa_verify_paths),
 		cmocka_unit_test(test_rfc8463_sign),
 		cmocka_unit_test(test_sign_verify_round_trips),
 		cmocka_unit_test(test_sign_long_message),
