@@ -239,6 +239,14 @@ def main():
     for alg, op, ratio, own, o in verdicts:
         if ratio is None:
             continue
+        if op == "verify":
+            # openssl speed verifies with a key it has set up already: the
+            # like-for-like figure is "cached". This one adds parsing the key
+            # record and building the key, once per signer and process.
+            print(f"first message of a signer, {alg} verify: {ratio:.2f} of OpenSSL's "
+                  "primitive (key record parsed and key built each time, which "
+                  "openssl speed leaves out: not held to the target)")
+            continue
         line = (f"target ratio >= {TARGET:.2f}, {alg} {op}: "
                 f"{'PASS' if ratio >= TARGET else 'FAIL'} ({ratio:.2f}")
         if ratio < TARGET:

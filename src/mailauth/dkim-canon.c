@@ -375,7 +375,7 @@ static size_t canon_block(struct dkim_body_canon *c, const unsigned char *p, siz
 
 			p += took;
 			o += took;
-			retry = p + 64;
+			retry = end - p > 64 ? p + 64 : end;
 			if (p == end)
 				break;
 		}

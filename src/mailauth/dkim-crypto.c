@@ -48,8 +48,12 @@
 struct dkim_key {
 	EVP_PKEY *pkey;
 	enum dkim_key_type type;
-	unsigned char *ed_sk;      /* Ed25519: libsodium's secret key (seed and public
-	                            * key), in sodium_malloc()ed read-only memory */
+	bool ed_ready;
+	/* Ed25519: libsodium's secret key (seed and public key). In the struct,
+	 * wiped when it is freed: one sodium_malloc() region (three mappings) per
+	 * key would not scale to a host's tens of thousands of keys, and OpenSSL's
+	 * copy of the key is in ordinary memory anyway. */
+	unsigned char ed_sk[crypto_sign_ed25519_SECRETKEYBYTES];
 	EVP_PKEY_CTX *rsa_ctx;     /* RSA: initialised for PKCS#1 v1.5 with SHA-256 */
 };
 
@@ -185,7 +189,7 @@ out:
 
 /* The AVX-512 IFMA form of a plain-DER key of 1024 to 2048 bits (rsa-ifma.h),
  * or NULL: no IFMA, another size or form, or an exponent OpenSSL's path judges
- * (even, 1, over 64 bits), with the same outcome as before. */
+ * (even or 1: refused there; over 64 bits). */
 static struct rsa_ifma_key *rsa_fast_key(const unsigned char *der, size_t len)
 {
 	const unsigned char *n, *e;
@@ -239,6 +243,22 @@ EVP_PKEY *dkim_crypto_rsa_pubkey(const unsigned char *p, size_t len, const char 
 		EVP_PKEY_free(pk);
 		*error_r = "The RSA key is longer than 8192 bits.";
 		return NULL;
+	}
+	{
+		/* RFC 8017 §3.1: e is odd and at least 3 (OpenSSL's decoders, the
+		 * fallback above, do not check; e = 1 would make every padded
+		 * digest its own signature). */
+		BIGNUM *e = NULL;
+		bool e_ok = EVP_PKEY_get_bn_param(pk, OSSL_PKEY_PARAM_RSA_E, &e) == 1 &&
+		    BN_is_odd(e) && !BN_is_one(e);
+
+		BN_free(e);
+		ERR_clear_error();
+		if (!e_ok) {
+			EVP_PKEY_free(pk);
+			*error_r = "The RSA key's public exponent is not an odd number above 1.";
+			return NULL;
+		}
 	}
 	return pk;
 }
@@ -342,7 +362,10 @@ int dkim_pubkey_verify(struct dkim_pubkey *k, const unsigned char digest[32],
 
 		memcpy(t, sha256_prefix, sizeof(sha256_prefix));
 		memcpy(t + sizeof(sha256_prefix), digest, 32);
-		ok = EVP_PKEY_verify(k->rsa_ctx, sig, siglen, t, sizeof(t)) == 1;
+		/* RFC 8017 §8.2.2 step 1: S must be k octets (OpenSSL also takes a
+		 * shorter one, as a number); as rsa_fast_verify() does. */
+		ok = siglen == (size_t)EVP_PKEY_get_size(k->pk) &&
+		    EVP_PKEY_verify(k->rsa_ctx, sig, siglen, t, sizeof(t)) == 1;
 		ERR_clear_error();
 	}
 	if (!ok) {
@@ -393,14 +416,13 @@ static struct dkim_key *key_wrap(EVP_PKEY *pkey, const char **error_r)
 		/* RFC 8032 §5.1.5: the private key is the 32-octet seed; libsodium
 		 * expands it. The public key it derives must be OpenSSL's. */
 		ok = sodium_init() >= 0 &&
-		    (k->ed_sk = sodium_malloc(crypto_sign_ed25519_SECRETKEYBYTES)) != NULL &&
 		    EVP_PKEY_get_raw_private_key(pkey, seed, &seedlen) == 1 &&
 		    seedlen == sizeof(seed) &&
 		    EVP_PKEY_get_raw_public_key(pkey, pub, &publen) == 1 && publen == sizeof(pub) &&
 		    crypto_sign_ed25519_seed_keypair(pk, k->ed_sk, seed) == 0 &&
-		    sodium_memcmp(pk, pub, sizeof(pk)) == 0 &&
-		    sodium_mprotect_readonly(k->ed_sk) == 0;
+		    sodium_memcmp(pk, pub, sizeof(pk)) == 0;
 		sodium_memzero(seed, sizeof(seed));
+		k->ed_ready = ok;
 		if (!ok) {
 			*error_r = "The Ed25519 key cannot be used for signing.";
 			goto fail;
@@ -504,7 +526,7 @@ void dkim_key_free(struct dkim_key **kp)
 
 	if (k == NULL)
 		return;
-	sodium_free(k->ed_sk);      /* wipes it */
+	sodium_memzero(k->ed_sk, sizeof(k->ed_sk));
 	EVP_PKEY_CTX_free(k->rsa_ctx);
 	EVP_PKEY_free(k->pkey);     /* OpenSSL clears private key material */
 	free(k);
@@ -550,7 +572,7 @@ int dkim_key_sign_digest(const struct dkim_key *k, const unsigned char digest[32
 		/* RFC 8463 §3: the 32 octets are the message (PureEdDSA). */
 		unsigned long long n = 0;
 
-		ok = crypto_sign_ed25519_detached(sig, &n, digest, 32, k->ed_sk) == 0;
+		ok = k->ed_ready && crypto_sign_ed25519_detached(sig, &n, digest, 32, k->ed_sk) == 0;
 		len = (size_t)n;
 	} else {
 		ok = EVP_PKEY_sign(k->rsa_ctx, sig, &len, digest, 32) == 1;

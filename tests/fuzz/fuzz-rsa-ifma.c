@@ -1,6 +1,7 @@
 /*
  * libFuzzer target: rsa-ifma (RSAVP1 with AVX-512 IFMA) against OpenSSL's
- * BN_mod_exp(). The input makes a modulus (odd, top bit set, 1 to 256 octets),
+ * BN_mod_exp(). The input makes a modulus (odd, 1 to 256 octets, no leading
+ * zero octet),
  * a representative and an exponent; every in-range result must equal
  * OpenSSL's, and s >= n must be refused. Any difference traps. On a CPU
  * without IFMA there is nothing to compare and the target returns at once.
@@ -37,7 +38,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size -= 2;
 	memset(n, 0xa5, sizeof(n));
 	memcpy(n, data, size < len ? size : len);
-	n[0] |= 0x80;
+	if (n[0] == 0)
+		n[0] = 1;               /* no leading zero octet; any top bit */
 	n[len - 1] |= 1;
 	if (len == 1 && n[0] < 3)
 		return 0;

@@ -685,11 +685,80 @@ static void test_rsa_verify_paths(void **state)
 			assert_int_equal(dkim_pubkey_verify(vk, digest, sig, n, &error), -1);
 			BN_free(bn);
 		}
+		{
+			/* RFC 8017 §8.2.2 step 1: a signature of fewer than k octets
+			 * is invalid even when it is the right number (a valid one
+			 * whose first octet is 0, without it), on both paths. */
+			unsigned char digest[32] = { 0 };
+			int found = 0;
+
+			for (int tries = 0; tries < 4096 && !found; tries++) {
+				digest[0] = (unsigned char)tries;
+				digest[1] = (unsigned char)(tries >> 8);
+				siglen = sizeof(sig);
+				assert_int_equal(dkim_key_sign_digest(k, digest, sig, &siglen, &error), 0);
+				found = sig[0] == 0;
+			}
+			assert_true(found);
+			assert_int_equal(dkim_pubkey_verify(vk, digest, sig, siglen, &error), 0);
+			assert_int_equal(dkim_pubkey_verify(vk, digest, sig + 1, siglen - 1, &error), -1);
+		}
 		dkim_pubkey_free(&vk);
 		OPENSSL_free(der);
 		dkim_key_free(&k);
 		EVP_PKEY_free(pk);
 	}
+}
+
+/* RFC 8017 §3.1: e is an odd integer of at least 3. A published key with e = 1
+ * (every padded digest would be its own signature) or an even e is refused,
+ * whichever decoder reads it; e = 3 is taken. */
+static void test_rsa_exponent_rules(void **state)
+{
+	EVP_PKEY *pk = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+	BIGNUM *bn = NULL;
+	unsigned char n[256], der[300];
+	static const unsigned long exps[] = { 1, 2, 65536, 3, 65537 };
+
+	assert_int_equal(EVP_PKEY_get_bn_param(pk, "n", &bn), 1);
+	assert_int_equal(BN_bn2binpad(bn, n, 256), 256);
+	for (size_t i = 0; i < sizeof(exps) / sizeof(exps[0]); i++) {
+		/* RSAPublicKey ::= SEQUENCE { INTEGER n, INTEGER e } (PKCS#1). */
+		size_t o = 0, el = exps[i] > 0xffff ? 3 : exps[i] > 0xff ? 2 : 1;
+		const char *error = NULL;
+		struct dkim_pubkey *vk;
+		EVP_PKEY *dk;
+
+		der[o++] = 0x30;
+		der[o++] = 0x82;
+		der[o++] = (unsigned char)((4 + 1 + 256 + 2 + el) >> 8);
+		der[o++] = (unsigned char)(4 + 1 + 256 + 2 + el);
+		der[o++] = 0x02;
+		der[o++] = 0x82;
+		der[o++] = 0x01;
+		der[o++] = 0x01;
+		der[o++] = 0x00;
+		memcpy(der + o, n, 256);
+		o += 256;
+		der[o++] = 0x02;
+		der[o++] = (unsigned char)el;
+		for (size_t b = el; b-- > 0;)
+			der[o++] = (unsigned char)(exps[i] >> (8 * b));
+		vk = dkim_pubkey_new(DKIM_KEY_RSA, der, o, &error);
+		dk = dkim_crypto_rsa_pubkey(der, o, &error);
+		if (exps[i] >= 3 && exps[i] % 2 == 1) {
+			assert_non_null(vk);
+			assert_non_null(dk);
+		} else {
+			assert_null(vk);
+			assert_null(dk);
+			assert_non_null(strstr(error, "exponent"));
+		}
+		dkim_pubkey_free(&vk);
+		EVP_PKEY_free(dk);
+	}
+	BN_free(bn);
+	EVP_PKEY_free(pk);
 }
 
 /* Signs msg through dkim.h, fed in random chunks; returns field + msg. */
@@ -1726,6 +1795,7 @@ int main(void)
 		cmocka_unit_test(test_ed25519_matches_openssl),
 		cmocka_unit_test(test_ed25519_small_order_key_refused),
 		cmocka_unit_test(test_rsa_verify_paths),
+		cmocka_unit_test(test_rsa_exponent_rules),
 		cmocka_unit_test(test_rfc8463_sign),
 		cmocka_unit_test(test_sign_verify_round_trips),
 		cmocka_unit_test(test_sign_long_message),
