@@ -232,68 +232,85 @@ setup(struct algo *a, const char *selector, unsigned bits, const char *dir, cons
 		die(a->name, "the benchmark message does not verify (dkim is not implemented yet?)");
 }
 
+/* What one timed operation needs. */
+struct op_ctx {
+	struct algo *a;
+	const struct dkim_sign_params *params;
+	const char *msg;
+	size_t len;
+	struct dkim_key_cache *cache;
+	unsigned char digest[32], sig[512];
+	size_t siglen;
+};
+
+static void
+op_sign(struct op_ctx *c)
+{
+	free(sign_once(c->params, c->a->key, c->msg, c->len));
+}
+
+static void
+op_verify(struct op_ctx *c)
+{
+	if (verify_once(c->a->zone, c->a->signed_msg, c->a->signed_len, NULL) != DKIM_STATUS_PASS)
+		die(c->a->name, "a verification did not pass");
+}
+
+/* Steady state: the key is in the process's cache (one miss per run at most). */
+static void
+op_verify_cached(struct op_ctx *c)
+{
+	if (verify_once(c->a->zone, c->a->signed_msg, c->a->signed_len, c->cache) !=
+	    DKIM_STATUS_PASS)
+		die(c->a->name, "a cached verification did not pass");
+}
+
+/* The primitive alone, over a digest, as Rampart calls it. */
+static void
+op_prim_sign(struct op_ctx *c)
+{
+	const char *error = NULL;
+	if (dkim_key_sign_digest(c->a->key, c->digest, c->sig, &c->siglen, &error) < 0)
+		die("dkim_key_sign_digest", error);
+}
+
+static void
+op_prim_verify(struct op_ctx *c)
+{
+	const char *error = NULL;
+	if (dkim_pubkey_verify(c->a->pub, c->digest, c->sig, c->siglen, &error) < 0)
+		die("dkim_pubkey_verify", error);
+}
+
+/* Runs op for seconds; the rates go to r[run]. */
+static void
+timed(void (*op)(struct op_ctx *), struct op_ctx *c, double seconds, struct rate *r, int run)
+{
+	long n = 0;
+	double w0 = now_wall(), u0 = now_user(), w1;
+	do {
+		op(c);
+		n++;
+	} while ((w1 = now_wall()) - w0 < seconds);
+	r->wall[run] = (double)n / (w1 - w0);
+	r->cpu[run] = (double)n / (now_user() - u0);
+}
+
 static void
 measure(struct algo *a, int run, double seconds, const char *selector, const char *msg,
     size_t len, struct dkim_key_cache *cache)
 {
 	struct dkim_sign_params p = { .domain = "example.com", .selector = selector,
 	    .type = a->type, .timestamp = time(NULL) };
-	long n = 0;
-	double w0 = now_wall(), u0 = now_user(), w1;
-	do {
-		free(sign_once(&p, a->key, msg, len));
-		n++;
-	} while ((w1 = now_wall()) - w0 < seconds);
-	a->sign.wall[run] = (double)n / (w1 - w0);
-	a->sign.cpu[run] = (double)n / (now_user() - u0);
+	struct op_ctx c = { .a = a, .params = &p, .msg = msg, .len = len, .cache = cache,
+	    .digest = { 1, 2, 3 } };
 
-	n = 0;
-	w0 = now_wall();
-	u0 = now_user();
-	do {
-		if (verify_once(a->zone, a->signed_msg, a->signed_len, NULL) != DKIM_STATUS_PASS)
-			die(a->name, "a verification did not pass");
-		n++;
-	} while ((w1 = now_wall()) - w0 < seconds);
-	a->verify.wall[run] = (double)n / (w1 - w0);
-	a->verify.cpu[run] = (double)n / (now_user() - u0);
-
-	/* Steady state: the key is in the process's cache (one miss per run at most). */
-	n = 0;
-	w0 = now_wall();
-	u0 = now_user();
-	do {
-		if (verify_once(a->zone, a->signed_msg, a->signed_len, cache) != DKIM_STATUS_PASS)
-			die(a->name, "a cached verification did not pass");
-		n++;
-	} while ((w1 = now_wall()) - w0 < seconds);
-	a->verify_cached.wall[run] = (double)n / (w1 - w0);
-	a->verify_cached.cpu[run] = (double)n / (now_user() - u0);
-
-	/* The primitive alone, over a digest, as Rampart calls it. */
-	const char *error = NULL;
-	unsigned char digest[32] = { 1, 2, 3 }, sig[512];
-	size_t siglen = 0;
-	n = 0;
-	w0 = now_wall();
-	u0 = now_user();
-	do {
-		if (dkim_key_sign_digest(a->key, digest, sig, &siglen, &error) < 0)
-			die("dkim_key_sign_digest", error);
-		n++;
-	} while ((w1 = now_wall()) - w0 < seconds / 2);
-	a->prim_sign.wall[run] = (double)n / (w1 - w0);
-	a->prim_sign.cpu[run] = (double)n / (now_user() - u0);
-	n = 0;
-	w0 = now_wall();
-	u0 = now_user();
-	do {
-		if (dkim_pubkey_verify(a->pub, digest, sig, siglen, &error) < 0)
-			die("dkim_pubkey_verify", error);
-		n++;
-	} while ((w1 = now_wall()) - w0 < seconds / 2);
-	a->prim_verify.wall[run] = (double)n / (w1 - w0);
-	a->prim_verify.cpu[run] = (double)n / (now_user() - u0);
+	timed(op_sign, &c, seconds, &a->sign, run);
+	timed(op_verify, &c, seconds, &a->verify, run);
+	timed(op_verify_cached, &c, seconds, &a->verify_cached, run);
+	op_prim_sign(&c);        /* a signature for op_prim_verify */
+	timed(op_prim_sign, &c, seconds / 2, &a->prim_sign, run);
+	timed(op_prim_verify, &c, seconds / 2, &a->prim_verify, run);
 }
 
 /* SHA-256 of the message per second (user CPU). */
