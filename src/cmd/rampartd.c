@@ -165,6 +165,19 @@ open_listeners(struct parent *p)
 
 /* ---- children ---- */
 
+/* Closes fds lo..hi (inclusive): close_range(2), or one by one where the kernel
+ * lacks it (before Linux 5.9), up to the highest fd the process may have. */
+static void
+close_fds_between(unsigned lo, unsigned hi)
+{
+	if (lo > hi || close_range(lo, hi, 0) == 0)
+		return;
+	long max = sysconf(_SC_OPEN_MAX);
+	unsigned long limit = max > 0 ? (unsigned long)max : 65536;
+	for (unsigned long fd = lo; fd <= hi && fd < limit; fd++)
+		close((int)fd);
+}
+
 /*
  * A forked child keeps only what its role needs: stdio, its control channel and,
  * for a front, its listening sockets. Everything else the parent holds (other
@@ -174,16 +187,21 @@ open_listeners(struct parent *p)
 static void
 close_other_fds(const int *keep, size_t nkeep)
 {
-	int maxfd = (int)sysconf(_SC_OPEN_MAX);
-	if (maxfd < 0 || maxfd > 65536)
-		maxfd = 65536;
-	for (int fd = 3; fd < maxfd; fd++) {
-		bool kept = false;
+	unsigned next = 3;
+
+	/* The gaps between the kept fds, lowest first (a handful of them: no
+	 * allocation in the child). */
+	for (;;) {
+		int low = -1;
 		for (size_t i = 0; i < nkeep; i++)
-			kept = kept || keep[i] == fd;
-		if (!kept)
-			close(fd);
+			if (keep[i] >= (int)next && (low < 0 || keep[i] < low))
+				low = keep[i];
+		if (low < 0)
+			break;
+		close_fds_between(next, (unsigned)low - 1);
+		next = (unsigned)low + 1;
 	}
+	close_fds_between(next, ~0U);
 }
 
 static struct child *find_child_by_channel(struct parent *p, struct ipc_channel *ch);

@@ -215,6 +215,47 @@ def test_children_keep_only_their_own_sockets(server):
     assert not held[0] & held[1]
 
 
+def test_children_do_not_inherit_the_parents_other_fds(tmp_path, tls_files):
+    """Whatever the parent holds beyond a child's own channel and listeners is closed
+    in the child (close_range over the gaps between the kept fds): here two pipes the
+    daemon inherited, one at fd 40 (among the parent's own) and one at the highest fd
+    the hard limit allows."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    high = min(hard, 1 << 20) - 1
+    r, w = os.pipe()
+
+    def place():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (high + 1, hard))
+        os.dup2(w, 40)
+        os.dup2(w, high)
+
+    srv = Rampart(tmp_path, tls_files)
+    srv.provision()
+    log = open(srv.logfile, "ab")
+    srv.proc = subprocess.Popen([str(BUILD / "rampartd"), "-d", "-c", str(srv.config)],
+                                stdout=log, stderr=subprocess.STDOUT, close_fds=False,
+                                preexec_fn=place)
+    os.close(w)
+    try:
+        deadline = time.time() + 20
+        while len(srv.children()) < 4:
+            assert time.time() < deadline and srv.proc.poll() is None, srv.log_text()
+            time.sleep(0.05)
+        pipe = os.readlink(f"/proc/{srv.proc.pid}/fd/{high}")
+        assert os.readlink(f"/proc/{srv.proc.pid}/fd/40") == pipe     # the parent has both
+        for pid, role in srv.children().items():
+            links = set()
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    links.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+                except OSError:
+                    pass
+            assert pipe not in links, (role, sorted(os.listdir(f"/proc/{pid}/fd"), key=int))
+    finally:
+        assert srv.stop() == 0
+        os.close(r)
+
+
 def test_sigterm_after_reload_closes_draining_sessions(server):
     """A session kept by a reload's drain does not hold up a later shutdown."""
     s = smtplib.SMTP("127.0.0.1", server.ports["mx"])
