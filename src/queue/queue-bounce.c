@@ -13,6 +13,7 @@
  */
 #include "queue/queue-private.h"
 #include "queue/envelope.h"
+#include "lib/fdio.h"
 #include "lib/config.h"
 #include "lib/log.h"
 #include "lib/workpool.h"
@@ -31,21 +32,6 @@ struct bounce_req {
 	bool ok;
 	char id[SPOOL_ID_LEN + 1];
 };
-
-static int
-write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 static void
 bounce_run(void *arg)
@@ -69,7 +55,7 @@ bounce_run(void *arg)
 		return;
 	}
 	snprintf(b->id, sizeof(b->id), "%s", b->env->id);
-	if (write_all(fd, text, len) < 0 || spool_commit(b->q->spool, b->id, fd, &error) < 0) {
+	if (fd_write_all(fd, text, len) < 0 || spool_commit(b->q->spool, b->id, fd, &error) < 0) {
 		log_error("queue: notification about %s: %s", b->params.env->id,
 		    error != NULL ? error : strerror(errno));
 		spool_abort(b->q->spool, b->id, &error);
