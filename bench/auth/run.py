@@ -54,6 +54,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "lib"))
 import authload           # noqa: E402
 import procmem            # noqa: E402
+from benchutil import Daemon, cpu_busy, free_port, log   # noqa: E402
 
 HOST = "127.0.0.1"
 DOMAIN = "example.test"
@@ -75,23 +76,6 @@ DOVECOT_REF = "Dovecot (perf-baseline.md, ARGON2ID t=3 m=64M, one auth process):
 
 class BenchError(Exception):
     pass
-
-
-def log(msg):
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def cpu_busy():
-    """(busy, total) jiffies of the whole machine from /proc/stat."""
-    f = [int(x) for x in open("/proc/stat").readline().split()[1:]]
-    idle = f[3] + f[4]
-    return sum(f) - idle, sum(f)
 
 
 def iso_to_epoch(ts):
@@ -149,7 +133,7 @@ def raw_argon2(lib, params, threads, seconds):
 
 # ------------------------------------------------------------------ the server
 
-class Rampart:
+class Rampart(Daemon):
     def __init__(self, root, build, cert, key):
         self.root, self.build = root, build
         self.state = root / "state"
@@ -222,29 +206,6 @@ class Rampart:
             except OSError:
                 pass
         return None
-
-    def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            for pid in procmem.tree(self.proc.pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-            self.proc.wait()
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def log_tail(self, n=2000):
-        try:
-            return self.logfile.read_text(errors="replace")[-n:]
-        except OSError:
-            return ""
 
     def sample(self):
         """CPU seconds now: the auth process (all threads), its hashing threads

@@ -41,7 +41,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "lib"))
 import loadgen          # noqa: E402
-from benchutil import count_files, cpu_busy, free_port, log   # noqa: E402
+from benchutil import Daemon, count_files, cpu_busy, free_port, log   # noqa: E402
 import postfix_relay    # noqa: E402
 import procmem          # noqa: E402
 from tlssink import TlsSink   # noqa: E402
@@ -103,7 +103,7 @@ def dkim_check(path, keys):
 
 # ------------------------------------------------------------------ servers
 
-class Rampart:
+class Rampart(Daemon):
     name = "rampart"
 
     def __init__(self, root, build, cert, key, workers, sink_port, selectors):
@@ -182,35 +182,11 @@ class Rampart:
             time.sleep(0.05)
         socket.create_connection((HOST, self.port), timeout=5).close()
 
-    def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            for pid in procmem.tree(self.proc.pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-            self.proc.wait()
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
     def cpu(self):
         return procmem.cpu_seconds(self.proc.pid)
 
     def queue_empty(self):
         return count_files(self.spool / "queue") == 0 and count_files(self.spool / "incoming") == 0
-
-    def log_tail(self, n=2000):
-        try:
-            return self.logfile.read_text(errors="replace")[-n:]
-        except OSError:
-            return ""
-
 
 class PostfixStack:
     """Postfix + OpenDKIM + Dovecot, measured together."""
