@@ -12,7 +12,6 @@
 #include <cmocka.h>
 
 #include <dirent.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,15 +21,9 @@
 #include "queue/delivery.h"
 #include "queue/envelope.h"
 #include "queue/spool.h"
+#include "test-tmpdir.h"
 
 static const char message[] = "Subject: local\r\nFrom: <carol@remote.test>\r\n\r\nHi.\r\n";
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st; (void)flag; (void)ftw;
-	return remove(path);
-}
 
 static unsigned
 count_new(const char *mail_dir, const char *domain, const char *local)
@@ -113,7 +106,7 @@ test_permanent_failure_stays_pending_for_the_caller(void **state)
 
 	envelope_free(&e);
 	spool_close(&s);
-	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	test_rm_tree(dir);
 }
 
 int

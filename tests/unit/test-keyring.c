@@ -11,7 +11,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,16 +18,11 @@
 #include <unistd.h>
 
 #include "keys/keyring.h"
+#include "test-tmpdir.h"
 
 #define T0 1700000000
 
 static char root[64];
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	chmod(path, 0700);
-	return remove(path);
-}
 
 static int setup(void **state)
 {
@@ -39,8 +33,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	chmod(root, 0700);
-	nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	test_rm_tree(root);
 	return 0;
 }
 

@@ -14,7 +14,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,18 +23,12 @@
 #include <unistd.h>
 
 #include "queue/maildir.h"
+#include "test-tmpdir.h"
 
 struct fixture {
 	char dir[64];
 	char maildir[256];
 };
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st; (void)flag; (void)ftw;
-	return remove(path);
-}
 
 static int
 setup(void **state)
@@ -56,7 +49,7 @@ static int
 teardown(void **state)
 {
 	struct fixture *f = *state;
-	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	test_rm_tree(f->dir);
 	free(f);
 	return 0;
 }

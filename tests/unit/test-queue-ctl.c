@@ -20,7 +20,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -37,6 +36,7 @@
 #include <event2/thread.h>
 
 #include "queue/queue-ctl.h"
+#include "test-tmpdir.h"
 
 #define ID1 "0006157a3b2c4d5e9f8a7b6c"
 #define ID2 "00061580ffffffff00000001"
@@ -264,12 +264,6 @@ server_main(void *arg)
 	return NULL;
 }
 
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
 static void
 server_start(struct server *s)
 {
@@ -324,7 +318,7 @@ teardown(void **state)
 	event_free(s->defer_timer);
 	event_free(s->stop);
 	event_base_free(s->base);
-	nftw(s->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	test_rm_tree(s->dir);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 	return 0;

@@ -13,7 +13,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +33,7 @@
 #include "lib/ipc.h"
 #include "lib/workpool.h"
 #include "queue/queue-sign.h"
+#include "test-tmpdir.h"
 
 #define PREFIX "X-Envelope: not part of the message\r\n"
 
@@ -67,11 +67,6 @@ struct t {
 	char *fields;
 	char error[300];
 };
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
 
 /* ---------------------------------------------------------------- keys */
 
@@ -360,7 +355,7 @@ static int teardown(void **state)
 	keyring_free(&t->ring);
 	event_base_free(t->base);
 	free(t->fields);
-	nftw(t->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	test_rm_tree(t->dir);
 	free(t);
 	return 0;
 }

@@ -25,7 +25,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +38,7 @@
 #include "queue/queue-admin.h"
 #include "queue/queue-msg.h"
 #include "queue/spool.h"
+#include "test-tmpdir.h"
 
 /* ------------------------------------------------------------ fixtures */
 
@@ -69,13 +69,6 @@ static const char ar_lf[] =
     "\tdmarc=fail (p=quarantine) header.from=example.net\n";
 
 static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st; (void)flag; (void)ftw;
-	return remove(path);
-}
-
-static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
@@ -94,7 +87,7 @@ teardown(void **state)
 {
 	struct fixture *f = *state;
 	spool_close(&f->s);
-	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	test_rm_tree(f->dir);
 	free(f);
 	return 0;
 }

@@ -13,7 +13,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +22,7 @@
 #include <unistd.h>
 
 #include "queue/spool.h"
+#include "test-tmpdir.h"
 
 struct fixture {
 	char dir[64];
@@ -30,13 +30,6 @@ struct fixture {
 };
 
 static const char message[] = "Subject: test\r\nFrom: <alice@example.org>\r\n\r\nHello.\r\n";
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st; (void)flag; (void)ftw;
-	return remove(path);
-}
 
 static int
 setup(void **state)
@@ -59,7 +52,7 @@ teardown(void **state)
 	spool_close(&f->s);
 	assert_null(f->s);
 	chmod(f->dir, 0700);
-	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	test_rm_tree(f->dir);
 	free(f);
 	return 0;
 }
