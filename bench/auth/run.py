@@ -54,7 +54,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "lib"))
 import authload           # noqa: E402
 import procmem            # noqa: E402
-from benchutil import Daemon, cpu_busy, free_port, log   # noqa: E402
+from benchutil import BenchError, RampartDaemon, cpu_busy, free_port, log   # noqa: E402
 
 HOST = "127.0.0.1"
 DOMAIN = "example.test"
@@ -72,10 +72,6 @@ TARGET_P99_MS = 250
 # STARTTLS + AUTH PLAIN + a 2 KB message per connection, same 2-vCPU VM.
 DOVECOT_REF = "Dovecot (perf-baseline.md, ARGON2ID t=3 m=64M, one auth process): " \
     "13.3 [12.6..14.1] AUTH+message/s with 20 clients, AUTH p50 78 ms unloaded"
-
-
-class BenchError(Exception):
-    pass
 
 
 def iso_to_epoch(ts):
@@ -133,7 +129,7 @@ def raw_argon2(lib, params, threads, seconds):
 
 # ------------------------------------------------------------------ the server
 
-class Rampart(Daemon):
+class Rampart(RampartDaemon):
     def __init__(self, root, build, cert, key):
         self.root, self.build = root, build
         self.state = root / "state"
@@ -160,28 +156,12 @@ class Rampart(Daemon):
                                                            f"argon2_memlimit = {TEST[1] >> 20}M"])
                                         + "\n")
 
-    def cli(self, *args, input=None, config=None):
-        r = subprocess.run([str(self.build / "rampart"), "-c", str(config or self.config), *args],
-                           input=input, capture_output=True, text=True, timeout=60)
-        if r.returncode != 0:
-            raise BenchError(f"rampart {' '.join(args)}: {r.stderr.strip()}")
-        return r.stdout
-
     def add_user(self, address, testhash=False):
         self.cli("user", "add", address, "--password-stdin", input=PASSWORD + "\n",
                  config=self.config_testhash if testhash else None)
 
-    def version(self):
-        try:
-            return self.cli("version").strip()
-        except BenchError:
-            return "rampart"
-
     def start(self):
-        out = open(self.logfile, "ab")
-        self.proc = subprocess.Popen([str(self.build / "rampartd"), "-d", "-c", str(self.config)],
-                                     stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-        out.close()
+        self.spawn()
         deadline = time.time() + 20
         for port in self.ports.values():
             while True:

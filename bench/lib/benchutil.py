@@ -1,6 +1,7 @@
 """Small helpers the benchmarks share: a time-stamped log on stderr, a free
-loopback port, the machine's busy jiffies, counting a directory's entries, and
-the stop/alive/log handling of a daemon the benchmark started."""
+loopback port, the machine's busy jiffies, counting a directory's entries, the
+stop/alive/log handling of a daemon the benchmark started, and running
+Rampart's daemon and CLI."""
 import os
 import signal
 import socket
@@ -9,6 +10,10 @@ import sys
 import time
 
 import procmem
+
+
+class BenchError(Exception):
+    """A benchmark cannot go on: printed, and the run fails."""
 
 
 def log(msg):
@@ -64,3 +69,34 @@ class Daemon:
             return self.logfile.read_text(errors="replace")[-n:]
         except OSError:
             return ""
+
+
+class RampartDaemon(Daemon):
+    """rampartd and the rampart CLI of a build directory, for one config file:
+    self.build, self.config and self.logfile are set by the subclass."""
+    build = None
+    config = None
+
+    def cli(self, *args, input=None, config=None, timeout=120):
+        r = subprocess.run([str(self.build / "rampart"), "-c", str(config or self.config), *args],
+                           input=input, capture_output=True, text=True, timeout=timeout)
+        if r.returncode != 0:
+            raise BenchError(f"rampart {' '.join(args)}: {r.stderr.strip()}")
+        return r.stdout
+
+    def version(self):
+        try:
+            return self.cli("version").strip()
+        except BenchError:
+            return "rampart"
+
+    def spawn(self):
+        """Starts rampartd -d on self.config, its output appended to self.logfile;
+        returns the log's length before it started."""
+        with open(self.logfile, "ab") as out:
+            since = out.tell()
+            self.proc = subprocess.Popen([str(self.build / "rampartd"), "-d", "-c",
+                                          str(self.config)],
+                                         stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=subprocess.STDOUT)
+        return since

@@ -41,7 +41,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "lib"))
 import loadgen          # noqa: E402
-from benchutil import Daemon, count_files, cpu_busy, free_port, log   # noqa: E402
+from benchutil import BenchError, RampartDaemon, count_files, cpu_busy, free_port, log   # noqa: E402
 import postfix_relay    # noqa: E402
 import procmem          # noqa: E402
 from tlssink import TlsSink   # noqa: E402
@@ -55,10 +55,6 @@ RCPT = "someone@remote.test"
 # perf-baseline.md: Postfix submission, SHA512-CRYPT, K=20, 100 messages per
 # connection, relay to smtp-sink in plain text, no signing. Indicative only.
 BASELINE_E2E = 837
-
-
-class BenchError(Exception):
-    pass
 
 
 def txt_p(rdata):
@@ -103,7 +99,7 @@ def dkim_check(path, keys):
 
 # ------------------------------------------------------------------ servers
 
-class Rampart(Daemon):
+class Rampart(RampartDaemon):
     name = "rampart"
 
     def __init__(self, root, build, cert, key, workers, sink_port, selectors):
@@ -144,13 +140,6 @@ class Rampart(Daemon):
     def label(self):
         return "rampart " + "+".join(self.selectors)
 
-    def cli(self, *args, input=None):
-        r = subprocess.run([str(self.build / "rampart"), "-c", str(self.config), *args],
-                           input=input, capture_output=True, text=True, timeout=120)
-        if r.returncode != 0:
-            raise BenchError(f"rampart {' '.join(args)}: {r.stderr.strip()}")
-        return r.stdout
-
     def provision(self):
         self.cli("domain", "add", "example.test")
         self.cli("user", "add", USER, "--password-stdin", input=PASSWORD + "\n")
@@ -161,19 +150,9 @@ class Rampart(Daemon):
                 raise BenchError(f"no key record in the output of dkim keygen: {out[:300]}")
             self.keys[m.group(1)] = (kind, txt_p(m.group(2)))
 
-    def version(self):
-        try:
-            return self.cli("version").strip()
-        except BenchError:
-            return "rampart"
-
     def start(self):
         self.write_config()
-        out = open(self.logfile, "ab")
-        since = out.tell()
-        self.proc = subprocess.Popen([str(self.build / "rampartd"), "-d", "-c", str(self.config)],
-                                     stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-        out.close()
+        since = self.spawn()
         want = f"{len(self.selectors)} DKIM selector(s) sign"
         deadline = time.time() + 30
         while want not in self.logfile.read_text(errors="replace")[since:]:
